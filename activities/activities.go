@@ -1,0 +1,1008 @@
+// Package activities holds Cordon's side effects: one idempotent AWS mutation
+// per activity (read state first; deterministic names and client tokens),
+// narrow AWS interfaces, error classification, and the operator notifier.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"go.temporal.io/sdk/activity"
+)
+
+// Activities are Cordon's activities. Dependencies are injected at start-up.
+type Activities struct {
+	Cloud    CloudProvider
+	Notifier *Notifier
+	// PollInterval is how often the waits (image available, instance
+	// running, group healed) describe the resource. Default 15 s, the
+	// interval of the SDK's own waiters; the simulated cloud uses less.
+	PollInterval time.Duration
+}
+
+// Names of the isolation security groups Cordon finds or creates per VPC.
+const (
+	IsolationGroupName  = "cordon-isolation"
+	TransitionGroupName = "cordon-isolation-transition"
+)
+
+// Target is the account and region an activity acts in.
+type Target struct {
+	Account string `json:"account"`
+	Region  string `json:"region"`
+}
+
+// ENIState records one network interface's security groups before isolation.
+type ENIState struct {
+	ENIID    string   `json:"eniID"`
+	GroupIDs []string `json:"groupIDs"`
+}
+
+// PreState is the pre-incident state recorded before isolation.
+type PreState struct {
+	InstanceState         string            `json:"instanceState"`
+	VPCID                 string            `json:"vpcID"`
+	SubnetID              string            `json:"subnetID"`
+	InstanceType          string            `json:"instanceType"`
+	ENIs                  []ENIState        `json:"enis"`
+	AutoScalingGroup      string            `json:"autoScalingGroup,omitempty"`
+	DesiredCapacity       int32             `json:"desiredCapacity,omitempty"`
+	ProtectedFromScaleIn  bool              `json:"protectedFromScaleIn,omitempty"`
+	TargetGroupARNs       []string          `json:"targetGroupARNs,omitempty"`
+	TerminationProtection bool              `json:"terminationProtection"`
+	Tags                  map[string]string `json:"tags,omitempty"`
+}
+
+func (a *Activities) clients(ctx context.Context, t Target) (Clients, error) {
+	c, err := a.Cloud.Clients(ctx, t.Account, t.Region)
+	if err != nil {
+		return Clients{}, permanent(ErrConfig, "no AWS clients for account %s region %s: %v", t.Account, t.Region, err)
+	}
+	return c, nil
+}
+
+func (a *Activities) poll() time.Duration {
+	if a.PollInterval > 0 {
+		return a.PollInterval
+	}
+	return 15 * time.Second
+}
+
+// ---------------------------------------------------------------------------
+// Preflight
+
+// PreflightInput names the instance to inspect.
+type PreflightInput struct {
+	Target
+	InstanceID       string `json:"instanceID"`
+	ProtectTag       string `json:"protectTag"`
+	QuarantineSubnet string `json:"quarantineSubnet,omitempty"`
+}
+
+// PreflightResult is what preflight found. It changes nothing.
+type PreflightResult struct {
+	Found     bool     `json:"found"`
+	State     string   `json:"state,omitempty"`
+	Protected bool     `json:"protected,omitempty"`
+	PreState  PreState `json:"preState"`
+	// QuarantineSubnetID is the subnet for the quarantine copy, "" if none is configured or tagged.
+	QuarantineSubnetID string `json:"quarantineSubnetID,omitempty"`
+	// GroupMembers lists the group's members before the incident, so the
+	// replacements can be told apart afterwards.
+	GroupMembers []string `json:"groupMembers,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+}
+
+// Preflight describes the instance (state, ENIs and their groups, Auto
+// Scaling group, target groups, tags, termination protection) and finds the
+// quarantine subnet of its VPC. An unknown or terminated instance is reported
+// with Found=false, not as an error.
+func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (PreflightResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return PreflightResult{}, err
+	}
+	inst, err := describeInstance(ctx, c.EC2, in.InstanceID)
+	if err != nil {
+		if ErrorCode(err) == "InvalidInstanceID.NotFound" || ErrorCode(err) == "InvalidInstanceID.Malformed" {
+			return PreflightResult{Found: false, State: "unknown"}, nil
+		}
+		return PreflightResult{}, wrap("DescribeInstances", err)
+	}
+	if inst == nil {
+		return PreflightResult{Found: false, State: "unknown"}, nil
+	}
+	res := PreflightResult{Found: true, State: string(inst.State.Name)}
+	if inst.State.Name == ec2types.InstanceStateNameTerminated || inst.State.Name == ec2types.InstanceStateNameShuttingDown {
+		res.Found = false
+		return res, nil
+	}
+	ps := PreState{
+		InstanceState: string(inst.State.Name),
+		VPCID:         aws.ToString(inst.VpcId),
+		SubnetID:      aws.ToString(inst.SubnetId),
+		InstanceType:  string(inst.InstanceType),
+		Tags:          map[string]string{},
+	}
+	for _, t := range inst.Tags {
+		ps.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	if _, ok := ps.Tags[in.ProtectTag]; ok && in.ProtectTag != "" && !isFalse(ps.Tags[in.ProtectTag]) {
+		res.Protected = true
+	}
+	enis := slices.Clone(inst.NetworkInterfaces)
+	sort.Slice(enis, func(i, j int) bool {
+		return deviceIndex(enis[i]) < deviceIndex(enis[j])
+	})
+	for _, n := range enis {
+		st := ENIState{ENIID: aws.ToString(n.NetworkInterfaceId)}
+		for _, g := range n.Groups {
+			st.GroupIDs = append(st.GroupIDs, aws.ToString(g.GroupId))
+		}
+		ps.ENIs = append(ps.ENIs, st)
+	}
+	attr, err := c.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+		InstanceId: aws.String(in.InstanceID), Attribute: ec2types.InstanceAttributeNameDisableApiTermination,
+	})
+	if err != nil {
+		return PreflightResult{}, wrap("DescribeInstanceAttribute", err)
+	}
+	if attr.DisableApiTermination != nil {
+		ps.TerminationProtection = aws.ToBool(attr.DisableApiTermination.Value)
+	}
+	asi, err := c.AutoScaling.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{in.InstanceID}})
+	if err != nil {
+		return PreflightResult{}, wrap("DescribeAutoScalingInstances", err)
+	}
+	if len(asi.AutoScalingInstances) > 0 {
+		m := asi.AutoScalingInstances[0]
+		ps.AutoScalingGroup = aws.ToString(m.AutoScalingGroupName)
+		ps.ProtectedFromScaleIn = aws.ToBool(m.ProtectedFromScaleIn)
+		g, err := describeGroup(ctx, c.AutoScaling, ps.AutoScalingGroup)
+		if err != nil {
+			return PreflightResult{}, err
+		}
+		ps.DesiredCapacity = aws.ToInt32(g.DesiredCapacity)
+		res.GroupMembers = members(g, "")
+		for _, tg := range g.TargetGroupARNs {
+			registered, err := isRegistered(ctx, c.ELBv2, tg, in.InstanceID)
+			if err != nil {
+				return PreflightResult{}, err
+			}
+			if registered {
+				ps.TargetGroupARNs = append(ps.TargetGroupARNs, tg)
+			}
+		}
+	}
+	res.PreState = ps
+	res.QuarantineSubnetID, err = quarantineSubnet(ctx, c.EC2, ps.VPCID, in.QuarantineSubnet)
+	if err != nil {
+		return PreflightResult{}, err
+	}
+	if res.QuarantineSubnetID == "" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no quarantine subnet: tag one subnet of %s with %s=true or set the policy's quarantineSubnet", ps.VPCID, "cordon:quarantine"))
+	}
+	return res, nil
+}
+
+func isFalse(v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	return v == "false" || v == "no" || v == "0"
+}
+
+func deviceIndex(n ec2types.InstanceNetworkInterface) int32 {
+	if n.Attachment == nil {
+		return 0
+	}
+	return aws.ToInt32(n.Attachment.DeviceIndex)
+}
+
+func describeInstance(ctx context.Context, api EC2API, id string) (*ec2types.Instance, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out.Reservations {
+		for i := range r.Instances {
+			if aws.ToString(r.Instances[i].InstanceId) == id {
+				return &r.Instances[i], nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+func describeGroup(ctx context.Context, api AutoScalingAPI, name string) (*astypes.AutoScalingGroup, error) {
+	out, err := api.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+	if err != nil {
+		return nil, wrap("DescribeAutoScalingGroups", err)
+	}
+	if len(out.AutoScalingGroups) == 0 {
+		return nil, permanent(ErrNotFound, "auto scaling group %s not found", name)
+	}
+	return &out.AutoScalingGroups[0], nil
+}
+
+func isRegistered(ctx context.Context, api ELBv2API, tg, instanceID string) (bool, error) {
+	out, err := api.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg)})
+	if err != nil {
+		return false, wrap("DescribeTargetHealth", err)
+	}
+	for _, d := range out.TargetHealthDescriptions {
+		if d.Target != nil && aws.ToString(d.Target.Id) == instanceID {
+			if d.TargetHealth != nil && d.TargetHealth.State == elbtypes.TargetHealthStateEnumDraining {
+				continue
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func quarantineSubnet(ctx context.Context, api EC2API, vpc, override string) (string, error) {
+	if override != "" {
+		out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{override}})
+		if err != nil {
+			return "", wrap("DescribeSubnets", err)
+		}
+		if len(out.Subnets) == 0 {
+			return "", permanent(ErrConfig, "quarantine subnet %s does not exist", override)
+		}
+		return override, nil
+	}
+	if vpc == "" {
+		return "", nil
+	}
+	out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{vpc}},
+		{Name: aws.String("tag:cordon:quarantine"), Values: []string{"true"}},
+	}})
+	if err != nil {
+		return "", wrap("DescribeSubnets", err)
+	}
+	if len(out.Subnets) == 0 {
+		return "", nil
+	}
+	ids := make([]string, 0, len(out.Subnets))
+	for _, s := range out.Subnets {
+		ids = append(ids, aws.ToString(s.SubnetId))
+	}
+	sort.Strings(ids)
+	return ids[0], nil
+}
+
+// ---------------------------------------------------------------------------
+// Isolation
+
+// IsolationGroupsInput names the VPC whose isolation groups to find or create.
+type IsolationGroupsInput struct {
+	Target
+	VPCID string `json:"vpcID"`
+}
+
+// IsolationGroupsResult holds the two groups of the two-step swap.
+type IsolationGroupsResult struct {
+	// TransitionGroupID allows all traffic both ways: swapping to it first
+	// turns tracked connections into untracked ones.
+	TransitionGroupID string `json:"transitionGroupID"`
+	// IsolationGroupID has no rules at all: swapping to it then cuts every
+	// untracked flow at once.
+	IsolationGroupID string `json:"isolationGroupID"`
+}
+
+// EnsureIsolationGroups finds the isolation groups of a VPC by name, and
+// creates the missing ones (idempotent: the name is the key).
+func (a *Activities) EnsureIsolationGroups(ctx context.Context, in IsolationGroupsInput) (IsolationGroupsResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return IsolationGroupsResult{}, err
+	}
+	iso, err := ensureGroup(ctx, c.EC2, in.VPCID, IsolationGroupName, "Cordon isolation: no traffic at all", false)
+	if err != nil {
+		return IsolationGroupsResult{}, err
+	}
+	tr, err := ensureGroup(ctx, c.EC2, in.VPCID, TransitionGroupName, "Cordon isolation step 1: all traffic untracked", true)
+	if err != nil {
+		return IsolationGroupsResult{}, err
+	}
+	return IsolationGroupsResult{TransitionGroupID: tr, IsolationGroupID: iso}, nil
+}
+
+func ensureGroup(ctx context.Context, api EC2API, vpc, name, desc string, allowAll bool) (string, error) {
+	find := func() (string, error) {
+		out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{vpc}},
+			{Name: aws.String("group-name"), Values: []string{name}},
+		}})
+		if err != nil {
+			return "", wrap("DescribeSecurityGroups", err)
+		}
+		if len(out.SecurityGroups) > 0 {
+			return aws.ToString(out.SecurityGroups[0].GroupId), nil
+		}
+		return "", nil
+	}
+	if id, err := find(); err != nil || id != "" {
+		return id, err
+	}
+	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName: aws.String(name), Description: aws.String(desc), VpcId: aws.String(vpc),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup,
+			Tags: []ec2types.Tag{{Key: aws.String("cordon:managed"), Value: aws.String("true")}}}},
+	})
+	if err != nil {
+		if ErrorCode(err) == "InvalidGroup.Duplicate" { // a retry after a lost response
+			return find()
+		}
+		return "", wrap("CreateSecurityGroup", err)
+	}
+	id := aws.ToString(out.GroupId)
+	if allowAll {
+		// All protocols from anywhere, IPv4 and IPv6; the default egress
+		// rule already allows all outbound traffic.
+		_, err = api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(id),
+			IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"),
+				IpRanges:   []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}},
+				Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}}},
+		})
+		if err != nil && ErrorCode(err) != "InvalidPermission.Duplicate" {
+			return "", wrap("AuthorizeSecurityGroupIngress", err)
+		}
+		return id, nil
+	}
+	_, err = api.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{
+		GroupId: aws.String(id),
+		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"),
+			IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}},
+	})
+	if err != nil && ErrorCode(err) != "InvalidPermission.NotFound" {
+		return "", wrap("RevokeSecurityGroupEgress", err)
+	}
+	return id, nil
+}
+
+// InstanceGroupInput names an instance and its Auto Scaling group.
+type InstanceGroupInput struct {
+	Target
+	InstanceID string `json:"instanceID"`
+	Group      string `json:"group"`
+}
+
+// DetachFromGroup detaches the instance from its Auto Scaling group without
+// decrementing the desired capacity, so the group starts a replacement at
+// once and the instance leaves the group's load balancers. Idempotent: an
+// instance that is no longer a member is a success.
+func (a *Activities) DetachFromGroup(ctx context.Context, in InstanceGroupInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	member, err := isMember(ctx, c.AutoScaling, in.InstanceID)
+	if err != nil || member == "" {
+		return err
+	}
+	_, err = c.AutoScaling.DetachInstances(ctx, &autoscaling.DetachInstancesInput{
+		AutoScalingGroupName:           aws.String(in.Group),
+		InstanceIds:                    []string{in.InstanceID},
+		ShouldDecrementDesiredCapacity: aws.Bool(false),
+	})
+	return wrap("DetachInstances", err)
+}
+
+func isMember(ctx context.Context, api AutoScalingAPI, id string) (string, error) {
+	out, err := api.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return "", wrap("DescribeAutoScalingInstances", err)
+	}
+	if len(out.AutoScalingInstances) == 0 {
+		return "", nil
+	}
+	return aws.ToString(out.AutoScalingInstances[0].AutoScalingGroupName), nil
+}
+
+// TargetsInput names an instance and target groups.
+type TargetsInput struct {
+	Target
+	InstanceID      string   `json:"instanceID"`
+	TargetGroupARNs []string `json:"targetGroupARNs"`
+}
+
+// DeregisterTargets removes the instance from target groups (a detach does
+// this for the group's own target groups; this covers targets registered by
+// hand). Deregistering a target that is not registered is a no-op on AWS.
+func (a *Activities) DeregisterTargets(ctx context.Context, in TargetsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	for _, tg := range in.TargetGroupARNs {
+		registered, err := isRegistered(ctx, c.ELBv2, tg, in.InstanceID)
+		if err != nil {
+			return err
+		}
+		if !registered {
+			continue
+		}
+		_, err = c.ELBv2.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
+			TargetGroupArn: aws.String(tg), Targets: []elbtypes.TargetDescription{{Id: aws.String(in.InstanceID)}},
+		})
+		if err != nil {
+			return wrap("DeregisterTargets", err)
+		}
+	}
+	return nil
+}
+
+// RegisterTargets puts the instance back into target groups (release).
+func (a *Activities) RegisterTargets(ctx context.Context, in TargetsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	for _, tg := range in.TargetGroupARNs {
+		_, err = c.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{
+			TargetGroupArn: aws.String(tg), Targets: []elbtypes.TargetDescription{{Id: aws.String(in.InstanceID)}},
+		})
+		if err != nil {
+			return wrap("RegisterTargets", err)
+		}
+	}
+	return nil
+}
+
+// ENIGroupsInput sets the security groups of one network interface.
+type ENIGroupsInput struct {
+	Target
+	ENIID    string   `json:"eniID"`
+	GroupIDs []string `json:"groupIDs"`
+}
+
+// SetENIGroups replaces the security groups of one network interface. It is
+// per ENI because the instance-level call fails on instances with several
+// interfaces. Setting the same groups twice is harmless.
+func (a *Activities) SetENIGroups(ctx context.Context, in ENIGroupsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	_, err = c.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(in.ENIID), Groups: in.GroupIDs,
+	})
+	return wrap("ModifyNetworkInterfaceAttribute", err)
+}
+
+// TerminationProtectionInput turns termination protection on or off.
+type TerminationProtectionInput struct {
+	Target
+	InstanceID string `json:"instanceID"`
+	Enabled    bool   `json:"enabled"`
+}
+
+// SetTerminationProtection sets the instance's DisableApiTermination flag.
+func (a *Activities) SetTerminationProtection(ctx context.Context, in TerminationProtectionInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	_, err = c.EC2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+		InstanceId: aws.String(in.InstanceID), DisableApiTermination: &ec2types.AttributeBooleanValue{Value: aws.Bool(in.Enabled)},
+	})
+	return wrap("ModifyInstanceAttribute", err)
+}
+
+// TagsInput adds or removes tags on resources.
+type TagsInput struct {
+	Target
+	ResourceIDs []string          `json:"resourceIDs"`
+	Tags        map[string]string `json:"tags"`
+}
+
+func ec2Tags(m map[string]string) []ec2types.Tag {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tags := make([]ec2types.Tag, 0, len(keys))
+	for _, k := range keys {
+		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return tags
+}
+
+// TagResources adds tags (CreateTags overwrites, so it is idempotent).
+func (a *Activities) TagResources(ctx context.Context, in TagsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	_, err = c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: in.ResourceIDs, Tags: ec2Tags(in.Tags)})
+	return wrap("CreateTags", err)
+}
+
+// UntagResources removes the tag keys of in.Tags (release removes what the
+// incident added).
+func (a *Activities) UntagResources(ctx context.Context, in TagsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	tags := make([]ec2types.Tag, 0, len(in.Tags))
+	for _, t := range ec2Tags(in.Tags) {
+		tags = append(tags, ec2types.Tag{Key: t.Key})
+	}
+	_, err = c.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: in.ResourceIDs, Tags: tags})
+	return wrap("DeleteTags", err)
+}
+
+// ---------------------------------------------------------------------------
+// Evidence
+
+// CreateImageInput images an instance.
+type CreateImageInput struct {
+	Target
+	InstanceID string            `json:"instanceID"`
+	Name       string            `json:"name"` // deterministic: the idempotency key
+	Tags       map[string]string `json:"tags"`
+}
+
+// CreateImageResult names the image.
+type CreateImageResult struct {
+	ImageID string `json:"imageID"`
+}
+
+// CreateImage images the instance with NoReboot (a reboot would destroy
+// memory, processes and network state). CreateImage has no client token, so
+// the deterministic name is the idempotency key: an image with that name is
+// looked up first, and "name already exists" after a lost response is
+// resolved by looking it up again.
+func (a *Activities) CreateImage(ctx context.Context, in CreateImageInput) (CreateImageResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return CreateImageResult{}, err
+	}
+	if id, err := imageByName(ctx, c.EC2, in.Name); err != nil || id != "" {
+		return CreateImageResult{ImageID: id}, err
+	}
+	tags := ec2Tags(in.Tags)
+	out, err := c.EC2.CreateImage(ctx, &ec2.CreateImageInput{
+		InstanceId:  aws.String(in.InstanceID),
+		Name:        aws.String(in.Name),
+		Description: aws.String("Cordon evidence image of " + in.InstanceID),
+		NoReboot:    aws.Bool(true),
+		TagSpecifications: []ec2types.TagSpecification{
+			{ResourceType: ec2types.ResourceTypeImage, Tags: tags},
+			{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tags},
+		},
+	})
+	if err != nil {
+		if ErrorCode(err) == "InvalidAMIName.Duplicate" {
+			id, ferr := imageByName(ctx, c.EC2, in.Name)
+			if ferr == nil && id != "" {
+				return CreateImageResult{ImageID: id}, nil
+			}
+			// Not visible yet (eventual consistency): retry the activity.
+			return CreateImageResult{}, fmt.Errorf("CreateImage: %s exists but is not described yet: %w", in.Name, err)
+		}
+		if ErrorCode(err) == "IncorrectInstanceState" {
+			return CreateImageResult{}, wrap("CreateImage", err)
+		}
+		return CreateImageResult{}, wrap("CreateImage", err)
+	}
+	return CreateImageResult{ImageID: aws.ToString(out.ImageId)}, nil
+}
+
+func imageByName(ctx context.Context, api EC2API, name string) (string, error) {
+	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{
+		Owners:  []string{"self"},
+		Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{name}}},
+	})
+	if err != nil {
+		return "", wrap("DescribeImages", err)
+	}
+	for _, im := range out.Images {
+		if im.State == ec2types.ImageStateDeregistered {
+			continue
+		}
+		return aws.ToString(im.ImageId), nil
+	}
+	return "", nil
+}
+
+// ImageInput names an image.
+type ImageInput struct {
+	Target
+	ImageID string `json:"imageID"`
+	// DeleteSnapshots deletes the image's snapshots with it (DeregisterImage only).
+	DeleteSnapshots bool `json:"deleteSnapshots,omitempty"`
+}
+
+// ImageResult reports an image's snapshots.
+type ImageResult struct {
+	State       string   `json:"state"`
+	SnapshotIDs []string `json:"snapshotIDs"`
+}
+
+// WaitImageAvailable polls until the image is available, heartbeating each
+// poll, so a crashed worker's wait is picked up by another within the
+// heartbeat timeout. Imaging can take hours: the workflow gives it a long
+// schedule-to-close, never one SDK waiter call.
+func (a *Activities) WaitImageAvailable(ctx context.Context, in ImageInput) (ImageResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return ImageResult{}, err
+	}
+	for {
+		out, err := c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{in.ImageID}})
+		if err != nil {
+			return ImageResult{}, wrap("DescribeImages", err)
+		}
+		if len(out.Images) == 0 {
+			return ImageResult{}, fmt.Errorf("image %s not described yet", in.ImageID)
+		}
+		im := out.Images[0]
+		res := ImageResult{State: string(im.State), SnapshotIDs: snapshotIDs(im)}
+		switch im.State {
+		case ec2types.ImageStateAvailable:
+			return res, nil
+		case ec2types.ImageStateFailed, ec2types.ImageStateInvalid, ec2types.ImageStateDeregistered, ec2types.ImageStateError:
+			reason := ""
+			if im.StateReason != nil {
+				reason = aws.ToString(im.StateReason.Message)
+			}
+			return res, permanent(ErrWrongState, "image %s is %s: %s", in.ImageID, im.State, reason)
+		}
+		activity.RecordHeartbeat(ctx, string(im.State))
+		if err := sleep(ctx, a.poll()); err != nil {
+			return res, err
+		}
+	}
+}
+
+func snapshotIDs(im ec2types.Image) []string {
+	var ids []string
+	for _, bd := range im.BlockDeviceMappings {
+		if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
+			ids = append(ids, aws.ToString(bd.Ebs.SnapshotId))
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// LaunchCopyInput launches the quarantine copy.
+type LaunchCopyInput struct {
+	Target
+	ImageID      string            `json:"imageID"`
+	SubnetID     string            `json:"subnetID"`
+	GroupID      string            `json:"groupID"`
+	InstanceType string            `json:"instanceType"`
+	ClientToken  string            `json:"clientToken"` // derived from the incident: the idempotency key
+	Tags         map[string]string `json:"tags"`
+}
+
+// LaunchCopyResult names the quarantine copy.
+type LaunchCopyResult struct {
+	InstanceID string `json:"instanceID"`
+}
+
+// LaunchQuarantineCopy launches the image into the quarantine subnet with
+// only the isolation group, no instance profile and no public address. The
+// client token makes a retry after a lost response return the same instance.
+func (a *Activities) LaunchQuarantineCopy(ctx context.Context, in LaunchCopyInput) (LaunchCopyResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return LaunchCopyResult{}, err
+	}
+	if in.SubnetID == "" {
+		return LaunchCopyResult{}, permanent(ErrConfig, "no quarantine subnet: tag a subnet of the instance's VPC with cordon:quarantine=true")
+	}
+	tags := ec2Tags(in.Tags)
+	out, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId:      aws.String(in.ImageID),
+		InstanceType: ec2types.InstanceType(in.InstanceType),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(in.ClientToken),
+		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex:              aws.Int32(0),
+			SubnetId:                 aws.String(in.SubnetID),
+			Groups:                   []string{in.GroupID},
+			AssociatePublicIpAddress: aws.Bool(false),
+			DeleteOnTermination:      aws.Bool(true),
+		}},
+		TagSpecifications: []ec2types.TagSpecification{
+			{ResourceType: ec2types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: ec2types.ResourceTypeVolume, Tags: tags},
+		},
+	})
+	if err != nil {
+		return LaunchCopyResult{}, wrap("RunInstances", err)
+	}
+	if len(out.Instances) == 0 {
+		return LaunchCopyResult{}, fmt.Errorf("RunInstances returned no instance")
+	}
+	return LaunchCopyResult{InstanceID: aws.ToString(out.Instances[0].InstanceId)}, nil
+}
+
+// InstanceInput names an instance.
+type InstanceInput struct {
+	Target
+	InstanceID string `json:"instanceID"`
+}
+
+// WaitInstanceRunning polls until the instance runs (heartbeating).
+func (a *Activities) WaitInstanceRunning(ctx context.Context, in InstanceInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	for {
+		inst, err := describeInstance(ctx, c.EC2, in.InstanceID)
+		if err != nil {
+			return wrap("DescribeInstances", err)
+		}
+		if inst != nil {
+			switch inst.State.Name {
+			case ec2types.InstanceStateNameRunning:
+				return nil
+			case ec2types.InstanceStateNameTerminated, ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameStopped, ec2types.InstanceStateNameStopping:
+				reason := ""
+				if inst.StateReason != nil {
+					reason = aws.ToString(inst.StateReason.Message)
+				}
+				return permanent(ErrWrongState, "instance %s is %s, not running: %s", in.InstanceID, inst.State.Name, reason)
+			}
+			activity.RecordHeartbeat(ctx, string(inst.State.Name))
+		}
+		if err := sleep(ctx, a.poll()); err != nil {
+			return err
+		}
+	}
+}
+
+// TerminateInstance terminates an instance. Terminating a terminated
+// instance succeeds on AWS, so retries are safe.
+func (a *Activities) TerminateInstance(ctx context.Context, in InstanceInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	_, err = c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in.InstanceID}})
+	if ErrorCode(err) == "InvalidInstanceID.NotFound" {
+		return nil // already gone long ago
+	}
+	return wrap("TerminateInstances", err)
+}
+
+// HealInput names the group to watch.
+type HealInput struct {
+	Target
+	Group string `json:"group"`
+	// Desired is the capacity the group must reach; 0 means the group's own.
+	Desired int32 `json:"desired"`
+	// Exclude is the quarantined instance, which no longer counts.
+	Exclude string `json:"exclude"`
+	// TargetGroupARNs, when set, must also report the new members healthy.
+	TargetGroupARNs []string `json:"targetGroupARNs,omitempty"`
+}
+
+// HealResult reports the healed group.
+type HealResult struct {
+	InService int32 `json:"inService"`
+	Desired   int32 `json:"desired"`
+	// Members lists the group's members other than the excluded instance.
+	Members []string `json:"members"`
+}
+
+// WaitGroupHealed polls until the group has at least Desired InService and
+// healthy members other than the excluded instance, heartbeating the count.
+func (a *Activities) WaitGroupHealed(ctx context.Context, in HealInput) (HealResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return HealResult{}, err
+	}
+	for {
+		g, err := describeGroup(ctx, c.AutoScaling, in.Group)
+		if err != nil {
+			return HealResult{}, err
+		}
+		desired := in.Desired
+		if desired == 0 {
+			desired = aws.ToInt32(g.DesiredCapacity)
+		}
+		healthy := map[string]bool{}
+		for _, tg := range in.TargetGroupARNs {
+			out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg)})
+			if err != nil {
+				return HealResult{}, wrap("DescribeTargetHealth", err)
+			}
+			for _, d := range out.TargetHealthDescriptions {
+				if d.TargetHealth != nil && d.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy {
+					healthy[aws.ToString(d.Target.Id)] = true
+				}
+			}
+		}
+		var res HealResult
+		res.Desired = desired
+		for _, m := range g.Instances {
+			id := aws.ToString(m.InstanceId)
+			if id == in.Exclude || m.LifecycleState != astypes.LifecycleStateInService || aws.ToString(m.HealthStatus) != "Healthy" {
+				continue
+			}
+			if len(in.TargetGroupARNs) > 0 && !healthy[id] {
+				continue
+			}
+			res.InService++
+		}
+		res.Members = members(g, in.Exclude)
+		if res.InService >= desired {
+			return res, nil
+		}
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d in service", res.InService, desired))
+		if err := sleep(ctx, a.poll()); err != nil {
+			return res, err
+		}
+	}
+}
+
+// members lists the group's member instance IDs except exclude, sorted.
+func members(g *astypes.AutoScalingGroup, exclude string) []string {
+	var ids []string
+	for _, m := range g.Instances {
+		if id := aws.ToString(m.InstanceId); id != exclude {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// DeregisterImageResult reports what cleanup removed.
+type DeregisterImageResult struct {
+	SnapshotIDs      []string `json:"snapshotIDs"`
+	SnapshotsDeleted bool     `json:"snapshotsDeleted"`
+}
+
+// DeregisterImage deregisters the evidence image and, by policy, deletes its
+// snapshots (default: keep them; they are the disk evidence). An image that
+// is already gone is a success.
+func (a *Activities) DeregisterImage(ctx context.Context, in ImageInput) (DeregisterImageResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return DeregisterImageResult{}, err
+	}
+	out, err := c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{in.ImageID}})
+	if err != nil && ErrorCode(err) != "InvalidAMIID.NotFound" {
+		return DeregisterImageResult{}, wrap("DescribeImages", err)
+	}
+	var res DeregisterImageResult
+	if out != nil && len(out.Images) > 0 && out.Images[0].State != ec2types.ImageStateDeregistered {
+		res.SnapshotIDs = snapshotIDs(out.Images[0])
+		_, err = c.EC2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(in.ImageID)})
+		if err != nil && ErrorCode(err) != "InvalidAMIID.NotFound" && ErrorCode(err) != "InvalidAMIID.Unavailable" {
+			return res, wrap("DeregisterImage", err)
+		}
+	}
+	return res, nil
+}
+
+// SnapshotsInput names snapshots.
+type SnapshotsInput struct {
+	Target
+	SnapshotIDs []string `json:"snapshotIDs"`
+}
+
+// DeleteSnapshots deletes snapshots; one already gone is a success.
+func (a *Activities) DeleteSnapshots(ctx context.Context, in SnapshotsInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	for _, id := range in.SnapshotIDs {
+		_, err := c.EC2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+		if err != nil && ErrorCode(err) != "InvalidSnapshot.NotFound" {
+			return wrap("DeleteSnapshot", err)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Release
+
+// AttachInput re-attaches an instance to its group (release).
+type AttachInput struct {
+	Target
+	InstanceID string `json:"instanceID"`
+	Group      string `json:"group"`
+	// Desired is the recorded pre-incident desired capacity to return to.
+	Desired int32 `json:"desired"`
+	// ProtectedFromScaleIn is the instance's recorded scale-in protection.
+	ProtectedFromScaleIn bool `json:"protectedFromScaleIn"`
+}
+
+// AttachToGroup puts the instance back into its group. AttachInstances adds
+// one to the desired capacity; to return to the recorded capacity without
+// the group removing the released instance, it is protected from scale-in
+// while the capacity goes back down, then its recorded protection is
+// restored. Each call checks state first, so a retry is harmless.
+func (a *Activities) AttachToGroup(ctx context.Context, in AttachInput) error {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return err
+	}
+	member, err := isMember(ctx, c.AutoScaling, in.InstanceID)
+	if err != nil {
+		return err
+	}
+	if member == "" {
+		if _, err := c.AutoScaling.AttachInstances(ctx, &autoscaling.AttachInstancesInput{
+			AutoScalingGroupName: aws.String(in.Group), InstanceIds: []string{in.InstanceID},
+		}); err != nil {
+			return wrap("AttachInstances", err)
+		}
+	}
+	g, err := describeGroup(ctx, c.AutoScaling, in.Group)
+	if err != nil {
+		return err
+	}
+	if in.Desired > 0 && aws.ToInt32(g.DesiredCapacity) != in.Desired {
+		if _, err := c.AutoScaling.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{
+			AutoScalingGroupName: aws.String(in.Group), InstanceIds: []string{in.InstanceID}, ProtectedFromScaleIn: aws.Bool(true),
+		}); err != nil {
+			return wrap("SetInstanceProtection", err)
+		}
+		if _, err := c.AutoScaling.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
+			AutoScalingGroupName: aws.String(in.Group), DesiredCapacity: aws.Int32(in.Desired), HonorCooldown: aws.Bool(false),
+		}); err != nil {
+			return wrap("SetDesiredCapacity", err)
+		}
+	}
+	_, err = c.AutoScaling.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{
+		AutoScalingGroupName: aws.String(in.Group), InstanceIds: []string{in.InstanceID}, ProtectedFromScaleIn: aws.Bool(in.ProtectedFromScaleIn),
+	})
+	return wrap("SetInstanceProtection", err)
+}
+
+// GroupMembersInput names a group.
+type GroupMembersInput struct {
+	Target
+	Group string `json:"group"`
+}
+
+// GroupMembers lists a group's member instance IDs, sorted.
+func (a *Activities) GroupMembers(ctx context.Context, in GroupMembersInput) ([]string, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	g, err := describeGroup(ctx, c.AutoScaling, in.Group)
+	if err != nil {
+		return nil, err
+	}
+	return members(g, ""), nil
+}

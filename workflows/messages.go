@@ -1,0 +1,343 @@
+// Package workflows holds Cordon's incident workflow and its public contract:
+// the task queue, the workflow-ID helper, every signal, update and query name
+// with its payload, the incident phases and the search attributes. The CLI, the
+// detector, the SNS endpoint and the Alexa skill all import these names from
+// here, so there is exactly one place that defines how to talk to an incident.
+package workflows
+
+import (
+	"fmt"
+	"github.com/cordonhq/cordon/activities"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// TaskQueue is the task queue the Cordon worker polls.
+const TaskQueue = "cordon"
+
+// WorkflowIDPrefix starts every incident's workflow ID.
+const WorkflowIDPrefix = "quarantine/"
+
+var instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
+
+// ValidInstanceID reports whether id has the shape of an EC2 instance ID
+// (i- followed by 8 or 17 lower-case hex digits).
+func ValidInstanceID(id string) bool { return instanceIDPattern.MatchString(id) }
+
+// IncidentID returns the workflow ID of the incident for one instance:
+// quarantine/<account>/<region>/<instance>. There is at most one open incident
+// per instance, so repeated alerts land on the same workflow.
+func IncidentID(account, region, instanceID string) string {
+	return WorkflowIDPrefix + account + "/" + region + "/" + instanceID
+}
+
+// ParseIncidentID splits a workflow ID made by IncidentID.
+func ParseIncidentID(id string) (account, region, instanceID string, err error) {
+	rest, ok := strings.CutPrefix(id, WorkflowIDPrefix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", "", "", fmt.Errorf("%q is not an incident ID: want quarantine/<account>/<region>/<instance-id>", id)
+	}
+	return parts[0], parts[1], parts[2], nil
+}
+
+// WorkflowName is the registered name of the incident workflow.
+const WorkflowName = "QuarantineWorkflow"
+
+// Signal, update and query names.
+const (
+	// SignalEvidence adds one alert or detection (Evidence) to an incident.
+	// Every detector hit and SNS alert is sent with SignalWithStart, so an
+	// alert storm becomes one incident per instance.
+	SignalEvidence = "evidence"
+	// UpdateApprove approves the destructive steps of an incident that waits
+	// for approval (payload Decision). Its validator refuses it otherwise.
+	UpdateApprove = "approve"
+	// UpdateReject rejects an incident that waits for approval: a false
+	// positive. The recorded pre-incident state is restored (payload Decision).
+	UpdateReject = "reject"
+	// UpdateRelease restores the recorded pre-incident state of an incident
+	// whose instance is isolated but not yet destroyed, and closes it as a
+	// false positive (payload Decision).
+	UpdateRelease = "release"
+	// QueryStatus returns the incident's Status.
+	QueryStatus = "status"
+)
+
+// Evidence is one alert or detection about an instance.
+type Evidence struct {
+	// Source names where it came from: "detector", "elastalert", "guardduty", "cli", ...
+	Source string `json:"source"`
+	// BadIP is the remote address the instance talked to.
+	BadIP string `json:"badIP,omitempty"`
+	// Rule is the rule, list or finding type that matched.
+	Rule string `json:"rule,omitempty"`
+	// Reason is a human sentence.
+	Reason string `json:"reason,omitempty"`
+	// Time is when the session or finding happened.
+	Time time.Time `json:"time"`
+	// Ref identifies the underlying document (flow document ID, SNS MessageId, file:line).
+	Ref string `json:"ref,omitempty"`
+	// Raw keeps the original message or document, truncated to a few KiB.
+	Raw string `json:"raw,omitempty"`
+}
+
+// Decision is the payload of the approve, reject and release updates.
+type Decision struct {
+	// By names who decided ("cli:alice", "alexa", "ui").
+	By string `json:"by"`
+	// Comment is optional free text.
+	Comment string `json:"comment,omitempty"`
+}
+
+// ApprovalMode selects whether an incident waits for a human before the
+// irreversible steps (imaging is not irreversible; termination is).
+type ApprovalMode string
+
+// Approval modes.
+const (
+	// ApprovalNone runs the whole runbook without waiting.
+	ApprovalNone ApprovalMode = "none"
+	// ApprovalBeforeDestructive waits after reversible isolation, before the
+	// image, copy and termination, until approve, reject or the deadline.
+	ApprovalBeforeDestructive ApprovalMode = "before-destructive"
+)
+
+// DeadlineAction is what happens when nobody decides before the deadline.
+type DeadlineAction string
+
+// Deadline actions.
+const (
+	DeadlineApprove DeadlineAction = "approve" // go on with the runbook
+	DeadlineReject  DeadlineAction = "reject"  // release: restore the recorded state
+	DeadlineHold    DeadlineAction = "hold"    // stay isolated; needs attention
+)
+
+// SnapshotRetention says what happens to the image's snapshots when the image
+// is deregistered at the end.
+type SnapshotRetention string
+
+// Snapshot retention policies.
+const (
+	SnapshotsKeep   SnapshotRetention = "keep"   // default: they are evidence
+	SnapshotsDelete SnapshotRetention = "delete" // delete them with the image
+)
+
+// Policy selects how an incident runs. The zero value is completed by
+// Normalize into the default policy.
+type Policy struct {
+	Approval         ApprovalMode      `json:"approval,omitempty"`
+	ApprovalTimeout  time.Duration     `json:"approvalTimeout,omitempty"`
+	OnDeadline       DeadlineAction    `json:"onDeadline,omitempty"`
+	Relaunch         *bool             `json:"relaunch,omitempty"` // launch a quarantine copy; default true
+	Snapshots        SnapshotRetention `json:"snapshots,omitempty"`
+	DryRun           bool              `json:"dryRun,omitempty"`
+	ProtectTag       string            `json:"protectTag,omitempty"`       // tag key that exempts an instance; default cordon:protected
+	QuarantineSubnet string            `json:"quarantineSubnet,omitempty"` // override; else the subnet tagged cordon:quarantine=true in the VPC
+	HealTimeout      time.Duration     `json:"healTimeout,omitempty"`      // how long to wait for the group to heal
+	ImageTimeout     time.Duration     `json:"imageTimeout,omitempty"`     // how long an image may stay pending
+}
+
+// Default policy values.
+const (
+	DefaultApprovalTimeout = 30 * time.Minute
+	DefaultProtectTag      = "cordon:protected"
+	DefaultHealTimeout     = 30 * time.Minute
+	DefaultImageTimeout    = 12 * time.Hour
+	// QuarantineSubnetTag marks the quarantine subnet of a VPC (value "true").
+	QuarantineSubnetTag = "cordon:quarantine"
+)
+
+// Normalize fills defaults and reports the first invalid field.
+func (p Policy) Normalize() (Policy, error) {
+	if p.Approval == "" {
+		p.Approval = ApprovalNone
+	}
+	if p.Approval != ApprovalNone && p.Approval != ApprovalBeforeDestructive {
+		return p, fmt.Errorf("policy: approval %q is not one of none, before-destructive", p.Approval)
+	}
+	if p.ApprovalTimeout <= 0 {
+		p.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if p.OnDeadline == "" {
+		p.OnDeadline = DeadlineHold
+	}
+	switch p.OnDeadline {
+	case DeadlineApprove, DeadlineReject, DeadlineHold:
+	default:
+		return p, fmt.Errorf("policy: onDeadline %q is not one of approve, reject, hold", p.OnDeadline)
+	}
+	if p.Relaunch == nil {
+		t := true
+		p.Relaunch = &t
+	}
+	if p.Snapshots == "" {
+		p.Snapshots = SnapshotsKeep
+	}
+	if p.Snapshots != SnapshotsKeep && p.Snapshots != SnapshotsDelete {
+		return p, fmt.Errorf("policy: snapshots %q is not one of keep, delete", p.Snapshots)
+	}
+	if p.ProtectTag == "" {
+		p.ProtectTag = DefaultProtectTag
+	}
+	if p.HealTimeout <= 0 {
+		p.HealTimeout = DefaultHealTimeout
+	}
+	if p.ImageTimeout <= 0 {
+		p.ImageTimeout = DefaultImageTimeout
+	}
+	return p, nil
+}
+
+// QuarantineInput starts an incident.
+type QuarantineInput struct {
+	Account    string `json:"account"`
+	Region     string `json:"region"`
+	InstanceID string `json:"instanceID"`
+	// Evidence is the alert that opened the incident.
+	Evidence Evidence `json:"evidence"`
+	Policy   Policy   `json:"policy"`
+	// UIBaseURL, when set, is put into alerts as a link to the incident.
+	UIBaseURL string `json:"uiBaseURL,omitempty"`
+}
+
+// Phase is where an incident is. It is also the CordonPhase search attribute.
+type Phase string
+
+// Incident phases, in runbook order; the last five are final.
+const (
+	PhaseOpened           Phase = "opened"
+	PhasePreflight        Phase = "preflight"
+	PhaseIsolating        Phase = "isolating"
+	PhaseAwaitingApproval Phase = "awaiting-approval"
+	PhaseImaging          Phase = "imaging"
+	PhaseRelaunching      Phase = "relaunching"
+	PhaseTerminating      Phase = "terminating"
+	PhaseHealing          Phase = "healing"
+	PhaseCleaningUp       Phase = "cleaning-up"
+	PhaseReleasing        Phase = "releasing"
+
+	PhaseResolved       Phase = "resolved"        // runbook done
+	PhaseReleased       Phase = "released"        // false positive; pre-incident state restored
+	PhaseNeedsAttention Phase = "needs-attention" // stopped safely; an operator must look
+	PhaseSkipped        Phase = "skipped"         // nothing to do: protected, gone, or dry-run
+)
+
+// Final reports whether p ends an incident.
+func (p Phase) Final() bool {
+	switch p {
+	case PhaseResolved, PhaseReleased, PhaseNeedsAttention, PhaseSkipped:
+		return true
+	}
+	return false
+}
+
+// Outcome says why an incident ended.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeResolved       Outcome = "resolved"         // contained, evidence kept, original terminated, group healed
+	OutcomeResolvedWarn   Outcome = "resolved-warning" // as resolved, but the group did not heal in time
+	OutcomeReleased       Outcome = "released"         // false positive; restored
+	OutcomeProtected      Outcome = "protected"        // instance carries the protection tag
+	OutcomeInstanceGone   Outcome = "instance-gone"    // unknown or terminated instance
+	OutcomeNeedsAttention Outcome = "needs-attention"  // a step failed or the approval deadline held
+	OutcomeDryRun         Outcome = "dry-run"          // plan only
+	OutcomeCancelled      Outcome = "cancelled"        // the workflow was cancelled; containment kept
+)
+
+// StepOutcome is how one runbook step ended.
+type StepOutcome string
+
+// Step outcomes.
+const (
+	StepRunning   StepOutcome = "running"
+	StepSucceeded StepOutcome = "succeeded"
+	StepFailed    StepOutcome = "failed"
+	StepSkipped   StepOutcome = "skipped"
+	StepPlanned   StepOutcome = "planned" // dry-run
+)
+
+// Step is one runbook step as reported by the status query.
+type Step struct {
+	Name    string      `json:"name"`
+	Started time.Time   `json:"started"`
+	Ended   time.Time   `json:"ended,omitzero"`
+	Outcome StepOutcome `json:"outcome"`
+	Detail  string      `json:"detail,omitempty"`
+}
+
+// Resources lists what the incident created or touched.
+type Resources struct {
+	ImageID              string   `json:"imageID,omitempty"`
+	ImageName            string   `json:"imageName,omitempty"`
+	ImageDeregistered    bool     `json:"imageDeregistered,omitempty"`
+	SnapshotIDs          []string `json:"snapshotIDs,omitempty"`
+	SnapshotsDeleted     bool     `json:"snapshotsDeleted,omitempty"`
+	QuarantineInstanceID string   `json:"quarantineInstanceID,omitempty"`
+	IsolationGroupID     string   `json:"isolationGroupID,omitempty"`
+	OriginalTerminated   bool     `json:"originalTerminated,omitempty"`
+	ReplacementIDs       []string `json:"replacementIDs,omitempty"`
+}
+
+// ENIState records one network interface's security groups before isolation.
+type ENIState = activities.ENIState
+
+// PreState is the pre-incident state recorded before isolation; release
+// restores exactly this.
+type PreState = activities.PreState
+
+// Status is the payload of the status query.
+type Status struct {
+	IncidentID string     `json:"incidentID"`
+	Account    string     `json:"account"`
+	Region     string     `json:"region"`
+	InstanceID string     `json:"instanceID"`
+	BadIP      string     `json:"badIP,omitempty"`
+	Group      string     `json:"group,omitempty"`
+	Phase      Phase      `json:"phase"`
+	Outcome    Outcome    `json:"outcome,omitempty"`
+	Reason     string     `json:"reason,omitempty"` // why it ended this way, or what it waits for
+	Opened     time.Time  `json:"opened"`
+	Closed     time.Time  `json:"closed,omitzero"`
+	Steps      []Step     `json:"steps"`
+	Resources  Resources  `json:"resources"`
+	PreState   *PreState  `json:"preState,omitempty"`
+	Evidence   []Evidence `json:"evidence"`
+	// EvidenceCount counts every evidence received; Evidence keeps the first MaxEvidence.
+	EvidenceCount int      `json:"evidenceCount"`
+	Warnings      []string `json:"warnings,omitempty"`
+	Policy        Policy   `json:"policy"`
+}
+
+// MaxEvidence bounds how many evidence items an incident keeps in its state
+// (all of them stay in the workflow history as signals).
+const MaxEvidence = 100
+
+// QuarantineResult is the workflow's result.
+type QuarantineResult struct {
+	Phase   Phase   `json:"phase"`
+	Outcome Outcome `json:"outcome"`
+	Reason  string  `json:"reason,omitempty"`
+	Status  Status  `json:"status"`
+}
+
+// Search attributes: every incident is findable in the Temporal UI by these.
+var (
+	SAInstanceID = temporal.NewSearchAttributeKeyKeyword("CordonInstanceID")
+	SABadIP      = temporal.NewSearchAttributeKeyKeyword("CordonBadIP")
+	SAPhase      = temporal.NewSearchAttributeKeyKeyword("CordonPhase")
+	SAGroup      = temporal.NewSearchAttributeKeyKeyword("CordonGroup")
+	SAAccount    = temporal.NewSearchAttributeKeyKeyword("CordonAccount")
+)
+
+// SearchAttributeNames lists the custom search attributes (all Keyword) that
+// the server must have registered.
+var SearchAttributeNames = []string{"CordonInstanceID", "CordonBadIP", "CordonPhase", "CordonGroup", "CordonAccount"}
+
+// MemoSummary is the memo key holding a one-line human summary of the incident.
+const MemoSummary = "summary"
