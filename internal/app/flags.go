@@ -1,0 +1,139 @@
+package app
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cordonhq/cordon/simcloud"
+)
+
+// TemporalFlags configure the embedded server (-dev).
+func TemporalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "dev", EnvVars: []string{"CORDON_DEV"}, Usage: "embed a Temporal server (SQLite file) and its Web UI"},
+		&cli.StringFlag{Name: "db", EnvVars: []string{"CORDON_DEV_DB"}, Value: ".cordon/temporal.db", Usage: "SQLite file of the embedded server (incidents survive restarts)"},
+		&cli.IntFlag{Name: "port", EnvVars: []string{"CORDON_DEV_PORT"}, Value: 7233, Usage: "frontend port of the embedded server"},
+		&cli.IntFlag{Name: "ui-port", EnvVars: []string{"CORDON_UI_PORT"}, Value: 8233, Usage: "Web UI port of the embedded server (-1: no UI)"},
+		&cli.StringFlag{Name: "namespace", EnvVars: []string{"CORDON_DEV_NAMESPACE"}, Value: "default", Usage: "namespace of the embedded server"},
+	}
+}
+
+// CloudFlags configure the cloud backend and alerts.
+func CloudFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cloud", EnvVars: []string{"CORDON_CLOUD"}, Value: "sim", Usage: "sim (built-in simulated cloud) or aws (default credential chain)"},
+		&cli.StringFlag{Name: "sim-env", EnvVars: []string{"CORDON_SIM_ENV"}, Value: "testdata/sim/seed.yaml", Usage: "environment file of the simulated cloud"},
+		&cli.StringFlag{Name: "sim-delays", EnvVars: []string{"CORDON_SIM_DELAYS"}, Value: "demo", Usage: "simulated AWS delays: zero, demo (seconds) or realistic (minutes)"},
+		&cli.StringFlag{Name: "aws-region", EnvVars: []string{"AWS_REGION"}, Usage: "default AWS region"},
+		&cli.StringFlag{Name: "aws-endpoint", EnvVars: []string{"CORDON_AWS_ENDPOINT"}, Usage: "override every AWS endpoint (moto server in tests)"},
+		&cli.StringFlag{Name: "roles", EnvVars: []string{"CORDON_ROLES"}, Usage: "per-account roles: 111122223333=arn:aws:iam::111122223333:role/cordon,..."},
+		&cli.StringFlag{Name: "sns-topic-arn", EnvVars: []string{"CORDON_SNS_TOPIC_ARN"}, Usage: "SNS topic for operator alerts"},
+		&cli.StringFlag{Name: "lifx-token", EnvVars: []string{"LIFX_TOKEN"}, Usage: "LIFX HTTP API token (the light breathes red while an incident is open)"},
+		&cli.StringFlag{Name: "lifx-selector", EnvVars: []string{"LIFX_SELECTOR"}, Value: "all", Usage: "LIFX selector"},
+		&cli.StringFlag{Name: "lifx-url", EnvVars: []string{"LIFX_URL"}, Value: "https://api.lifx.com/v1", Usage: "LIFX API base URL"},
+		&cli.StringFlag{Name: "ifttt-key", EnvVars: []string{"IFTTT_KEY"}, Usage: "IFTTT Webhooks key"},
+		&cli.StringFlag{Name: "ifttt-event", EnvVars: []string{"IFTTT_EVENT"}, Value: "cordon", Usage: "IFTTT event prefix; the phase is appended (cordon_opened)"},
+		&cli.StringFlag{Name: "ifttt-url", EnvVars: []string{"IFTTT_URL"}, Value: "https://maker.ifttt.com", Usage: "IFTTT base URL"},
+		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, Usage: "how often waits describe AWS resources (default 15s; 250ms on the simulated cloud)"},
+	}
+}
+
+// LogFlag sets the log level.
+func LogFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"CORDON_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
+}
+
+// ConfigFrom builds the Config from parsed flags.
+func ConfigFrom(c *cli.Context) (Config, error) {
+	cfg := Config{
+		Dev: c.Bool("dev"), DevDB: c.String("db"), DevPort: c.Int("port"), UIPort: c.Int("ui-port"), Namespace: c.String("namespace"),
+		Cloud: c.String("cloud"), SimEnv: c.String("sim-env"),
+		AWSRegion: c.String("aws-region"), AWSEndpoint: c.String("aws-endpoint"),
+		TopicARN:  c.String("sns-topic-arn"),
+		LIFXToken: c.String("lifx-token"), LIFXSelector: c.String("lifx-selector"), LIFXBaseURL: c.String("lifx-url"),
+		IFTTTKey: c.String("ifttt-key"), IFTTTEvent: c.String("ifttt-event"), IFTTTBaseURL: c.String("ifttt-url"),
+		PollInterval: c.Duration("poll"),
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	d, err := SimDelays(c.String("sim-delays"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.SimDelays = d
+	roles, err := ParseRoles(c.String("roles"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Roles = roles
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 15 * time.Second
+		if cfg.Cloud == "sim" {
+			cfg.PollInterval = 250 * time.Millisecond
+		}
+	}
+	if cfg.Cloud != "sim" && cfg.Cloud != "aws" {
+		return cfg, fmt.Errorf("--cloud %q: want sim or aws", cfg.Cloud)
+	}
+	return cfg, nil
+}
+
+// SimDelays returns a named preset of simulated AWS delays.
+func SimDelays(name string) (simcloud.Delays, error) {
+	switch name {
+	case "zero":
+		return simcloud.Delays{}, nil
+	case "demo":
+		return simcloud.Delays{InstanceStart: 2 * time.Second, InstanceStop: time.Second, ImageAvailable: 3 * time.Second,
+			Replace: 2 * time.Second, TargetHealthy: time.Second}, nil
+	case "realistic":
+		return simcloud.Delays{InstanceStart: 40 * time.Second, InstanceStop: 30 * time.Second, ImageAvailable: 8 * time.Minute,
+			Replace: 90 * time.Second, TargetHealthy: 60 * time.Second}, nil
+	}
+	return simcloud.Delays{}, fmt.Errorf("--sim-delays %q: want zero, demo or realistic", name)
+}
+
+// ParseRoles parses "account=roleARN,..." pairs.
+func ParseRoles(s string) (map[string]string, error) {
+	roles := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		acct, arn, ok := strings.Cut(pair, "=")
+		if !ok || len(acct) != 12 || !strings.HasPrefix(arn, "arn:") {
+			return nil, fmt.Errorf("--roles: %q is not account=arn:aws:iam::ACCOUNT:role/NAME", pair)
+		}
+		roles[acct] = arn
+	}
+	return roles, nil
+}
+
+// ParsePrefixes parses comma-separated CIDRs or addresses.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range list {
+		for _, s := range strings.Split(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(s); err == nil {
+				out = append(out, p.Masked())
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither an address nor a CIDR range", s)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+// Command worker runs Cordon's incident workflows and activities. With -dev
+// it embeds a Temporal server (SQLite file) and serves the Web UI; otherwise
+// it connects to the cluster named by the Temporal environment configuration.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/cordonhq/cordon/activities"
+	"github.com/cordonhq/cordon/internal/app"
+)
+
+func main() {
+	cmd := &cli.App{
+		Name:  "worker",
+		Usage: "run Cordon's incident workflows and activities",
+		Flags: append(append(app.TemporalFlags(), app.CloudFlags()...), app.LogFlag()),
+		Action: func(c *cli.Context) error {
+			cfg, err := app.ConfigFrom(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	if err := cmd.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg app.Config) error {
+	log := app.Logger(cfg.LogLevel)
+	cloud, err := app.NewCloud(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	t, err := app.ConnectTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	if t.Dev != nil {
+		fmt.Printf("Temporal server: %s (namespace %s, database %s)\n", t.Dev.FrontendHostPort(), t.Dev.Namespace(), cfg.DevDB)
+		if u := t.Dev.UIURL(); u != "" {
+			fmt.Printf("Temporal Web UI: %s/namespaces/%s/workflows\n", u, t.Dev.Namespace())
+		}
+	}
+	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: cloud.Notifier(cfg), PollInterval: cfg.PollInterval}
+	w := app.NewWorker(t.Client, acts, worker.Options{})
+	log.Info("worker started", "cloud", cfg.Cloud)
+	return w.Run(workerInterrupt(ctx))
+}
+
+// workerInterrupt turns ctx's cancellation into the worker's stop signal.
+func workerInterrupt(ctx context.Context) <-chan any {
+	ch := make(chan any)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch
+}
