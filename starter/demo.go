@@ -215,6 +215,7 @@ func printTable(ctx context.Context, out io.Writer, final map[string]workflows.S
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	repl := assignReplacements(ctx, cloud, final)
 	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "INCIDENT\tINSTANCE\tBAD IP\tOUTCOME\tPHASES\tQUARANTINE COPY\tREPLACEMENT\tIMAGE DELETED\tSNAPSHOTS KEPT")
 	for _, id := range ids {
@@ -229,7 +230,7 @@ func printTable(ctx context.Context, out io.Writer, final map[string]workflows.S
 			kept = len(r.SnapshotIDs)
 		}
 		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%t\t%d\n", shortID(id), st.InstanceID, instanceState(ctx, cloud, st, st.InstanceID), st.BadIP, st.Outcome,
-			phaseDurations(st), copyDesc, strings.Join(r.ReplacementIDs, ","), r.ImageDeregistered, kept)
+			phaseDurations(st), copyDesc, repl[id], r.ImageDeregistered, kept)
 	}
 	_ = tw.Flush()
 	if g := groupLine(ctx, cloud, final); g != "" {
@@ -295,4 +296,67 @@ func groupLine(ctx context.Context, cloud *app.Cloud, final map[string]workflows
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// assignReplacements pairs each incident with the group member that replaced
+// it. Incidents in one group share the group's new members, so they are
+// paired in order: the first instance detached with the first one launched.
+func assignReplacements(ctx context.Context, cloud *app.Cloud, final map[string]workflows.Status) map[string]string {
+	type inc struct {
+		id       string
+		detached time.Time
+	}
+	byGroup := map[string][]inc{}
+	pool := map[string]map[string]bool{}
+	var any workflows.Status
+	for id, st := range final {
+		for _, s := range st.Steps {
+			if s.Name == "detach" {
+				byGroup[st.Group] = append(byGroup[st.Group], inc{id, s.Ended})
+			}
+		}
+		if pool[st.Group] == nil {
+			pool[st.Group] = map[string]bool{}
+		}
+		for _, r := range st.Resources.ReplacementIDs {
+			pool[st.Group][r] = true
+		}
+		any = st
+	}
+	out := map[string]string{}
+	for g, incs := range byGroup {
+		sort.Slice(incs, func(i, j int) bool { return incs[i].detached.Before(incs[j].detached) })
+		type member struct {
+			id       string
+			launched time.Time
+		}
+		var ms []member
+		for id := range pool[g] {
+			ms = append(ms, member{id, launchTime(ctx, cloud, any, id)})
+		}
+		sort.Slice(ms, func(i, j int) bool {
+			if ms[i].launched.Equal(ms[j].launched) {
+				return ms[i].id < ms[j].id
+			}
+			return ms[i].launched.Before(ms[j].launched)
+		})
+		for i, in := range incs {
+			if i < len(ms) {
+				out[in.id] = ms[i].id
+			}
+		}
+	}
+	return out
+}
+
+func launchTime(ctx context.Context, cloud *app.Cloud, st workflows.Status, id string) time.Time {
+	c, err := cloud.Provider.Clients(ctx, st.Account, st.Region)
+	if err != nil {
+		return time.Time{}
+	}
+	o, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(o.Reservations) == 0 || len(o.Reservations[0].Instances) == 0 {
+		return time.Time{}
+	}
+	return aws.ToTime(o.Reservations[0].Instances[0].LaunchTime)
 }

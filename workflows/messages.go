@@ -271,6 +271,12 @@ type Step struct {
 	Detail  string      `json:"detail,omitempty"`
 }
 
+// PhaseChange records when an incident entered a phase.
+type PhaseChange struct {
+	Phase Phase     `json:"phase"`
+	At    time.Time `json:"at"`
+}
+
 // Resources lists what the incident created or touched.
 type Resources struct {
 	ImageID              string   `json:"imageID,omitempty"`
@@ -293,21 +299,23 @@ type PreState = activities.PreState
 
 // Status is the payload of the status query.
 type Status struct {
-	IncidentID string     `json:"incidentID"`
-	Account    string     `json:"account"`
-	Region     string     `json:"region"`
-	InstanceID string     `json:"instanceID"`
-	BadIP      string     `json:"badIP,omitempty"`
-	Group      string     `json:"group,omitempty"`
-	Phase      Phase      `json:"phase"`
-	Outcome    Outcome    `json:"outcome,omitempty"`
-	Reason     string     `json:"reason,omitempty"` // why it ended this way, or what it waits for
-	Opened     time.Time  `json:"opened"`
-	Closed     time.Time  `json:"closed,omitzero"`
-	Steps      []Step     `json:"steps"`
-	Resources  Resources  `json:"resources"`
-	PreState   *PreState  `json:"preState,omitempty"`
-	Evidence   []Evidence `json:"evidence"`
+	IncidentID string    `json:"incidentID"`
+	Account    string    `json:"account"`
+	Region     string    `json:"region"`
+	InstanceID string    `json:"instanceID"`
+	BadIP      string    `json:"badIP,omitempty"`
+	Group      string    `json:"group,omitempty"`
+	Phase      Phase     `json:"phase"`
+	Outcome    Outcome   `json:"outcome,omitempty"`
+	Reason     string    `json:"reason,omitempty"` // why it ended this way, or what it waits for
+	Opened     time.Time `json:"opened"`
+	Closed     time.Time `json:"closed,omitzero"`
+	Steps      []Step    `json:"steps"`
+	// Phases lists every phase the incident entered, with the time it did.
+	Phases    []PhaseChange `json:"phases"`
+	Resources Resources     `json:"resources"`
+	PreState  *PreState     `json:"preState,omitempty"`
+	Evidence  []Evidence    `json:"evidence"`
 	// EvidenceCount counts every evidence received; Evidence keeps the first MaxEvidence.
 	EvidenceCount int      `json:"evidenceCount"`
 	Warnings      []string `json:"warnings,omitempty"`

@@ -92,6 +92,7 @@ func newIncident(ctx workflow.Context, in QuarantineInput) (*incident, error) {
 		BadIP:      in.Evidence.BadIP,
 		Phase:      PhaseOpened,
 		Opened:     workflow.Now(ctx),
+		Phases:     []PhaseChange{{Phase: PhaseOpened, At: workflow.Now(ctx)}},
 		Steps:      []Step{},
 		Evidence:   []Evidence{},
 	}
@@ -105,11 +106,18 @@ func newIncident(ctx workflow.Context, in QuarantineInput) (*incident, error) {
 	}
 	inc.evidenceSignal = workflow.GetSignalChannel(ctx, SignalEvidence)
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		// SignalWithStart delivers the opening alert twice: as the input
+		// and as the first signal. Count it once.
+		startEvidence := true
 		for {
 			var ev Evidence
 			more := inc.evidenceSignal.Receive(ctx, &ev)
 			if !more {
 				return
+			}
+			if startEvidence && sameEvidence(ev, in.Evidence) {
+				startEvidence = false
+				continue
 			}
 			inc.addEvidence(ev)
 		}
@@ -129,6 +137,11 @@ func newIncident(ctx workflow.Context, in QuarantineInput) (*incident, error) {
 		inc.finish(ctx, PhaseNeedsAttention, OutcomeNeedsAttention, perr.Error())
 	}
 	return inc, nil
+}
+
+func sameEvidence(a, b Evidence) bool {
+	return a.Source == b.Source && a.BadIP == b.BadIP && a.Rule == b.Rule && a.Reason == b.Reason &&
+		a.Time.Equal(b.Time) && a.Ref == b.Ref && a.Raw == b.Raw
 }
 
 func (inc *incident) addEvidence(ev Evidence) {
@@ -933,6 +946,7 @@ func (inc *incident) warn(w string) {
 
 func (inc *incident) setPhase(ctx workflow.Context, p Phase) {
 	inc.st.Phase = p
+	inc.st.Phases = append(inc.st.Phases, PhaseChange{Phase: p, At: workflow.Now(ctx)})
 	inc.logger.Info("incident phase", "incidentID", inc.st.IncidentID, "phase", string(p))
 	inc.upsert(ctx)
 }

@@ -1,0 +1,121 @@
+// Package e2e runs Cordon end to end: the embedded Temporal server, a real
+// worker, the simulated cloud and the detector over the bundled testdata.
+// Harness is shared by the end-to-end tests, the CLI tests and benchmarks.
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enums "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/cordonhq/cordon/activities"
+	"github.com/cordonhq/cordon/internal/app"
+	"github.com/cordonhq/cordon/internal/devserver"
+	"github.com/cordonhq/cordon/simcloud"
+	"github.com/cordonhq/cordon/workflows"
+)
+
+// Testdata is the repository's testdata directory.
+var Testdata = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+}()
+
+// Harness is one Temporal server + simulated cloud + worker.
+type Harness struct {
+	t      testing.TB
+	Srv    *devserver.Server
+	Client client.Client
+	Sim    *simcloud.Cloud
+	Acts   *activities.Activities
+	Worker worker.Worker
+}
+
+func New(t testing.TB, delays simcloud.Delays, dbFile string) *Harness {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	srv, err := devserver.Start(ctx, devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop() })
+	env, err := simcloud.LoadEnvironment(filepath.Join(Testdata, "sim/seed.yaml"))
+	require.NoError(t, err)
+	sim, err := simcloud.New(env, simcloud.Options{Delays: delays})
+	require.NoError(t, err)
+	h := &Harness{t: t, Srv: srv, Sim: sim}
+	h.Client = h.Dial()
+	h.Acts = &activities.Activities{Cloud: sim, Notifier: &activities.Notifier{SNS: sim, TopicARN: "arn:aws:sns:us-east-1:123456789012:cordon-alerts"}, PollInterval: 50 * time.Millisecond}
+	h.StartWorker()
+	return h
+}
+
+func (h *Harness) Dial() client.Client {
+	c, err := client.Dial(client.Options{HostPort: h.Srv.FrontendHostPort(), Namespace: h.Srv.Namespace(), Logger: quiet{}})
+	require.NoError(h.t, err)
+	h.t.Cleanup(c.Close)
+	return c
+}
+
+func (h *Harness) StartWorker() {
+	h.Worker = app.NewWorker(h.Client, h.Acts, worker.Options{})
+	require.NoError(h.t, h.Worker.Start())
+	h.t.Cleanup(h.Worker.Stop)
+}
+
+// WaitFinal polls the incidents until each is in a final phase.
+func (h *Harness) WaitFinal(ids []string, timeout time.Duration) map[string]workflows.Status {
+	h.t.Helper()
+	out := map[string]workflows.Status{}
+	deadline := time.Now().Add(timeout)
+	for len(out) < len(ids) && time.Now().Before(deadline) {
+		for _, id := range ids {
+			if _, ok := out[id]; ok {
+				continue
+			}
+			st, err := workflows.GetStatus(context.Background(), h.Client, id)
+			if err == nil && st.Phase.Final() {
+				out[id] = st
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Len(h.t, out, len(ids), "incidents still open after %s", timeout)
+	return out
+}
+
+func (h *Harness) WaitPhase(id string, phase workflows.Phase, timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st, err := workflows.GetStatus(context.Background(), h.Client, id)
+		if err == nil && st.Phase == phase {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("incident %s never reached %s", id, phase)
+}
+
+func searchAttributes() map[string]enums.IndexedValueType {
+	m := map[string]enums.IndexedValueType{}
+	for _, n := range workflows.SearchAttributeNames {
+		m[n] = enums.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	return m
+}
+
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}

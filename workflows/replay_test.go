@@ -1,0 +1,20 @@
+package workflows
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistory replays the history of a real incident (with an
+// approval and a second alert as evidence) recorded on the embedded server by
+// internal/e2e TestRecordHistory. It fails when a code change would break
+// incidents that are running now: guard such changes with workflow.GetVersion
+// and keep one recorded history per version here.
+func TestReplayRecordedHistory(t *testing.T) {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(Quarantine, workflow.RegisterOptions{Name: WorkflowName})
+	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/quarantine_v1.json"))
+}
