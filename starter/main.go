@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -34,7 +35,7 @@ func main() {
 // run is main without the process: tests call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newApp(stdout, stderr)
-	if err := cmd.RunContext(ctx, args); err != nil {
+	if err := cmd.RunContext(ctx, positionalLast(args)); err != nil {
 		fmt.Fprintln(stderr, "starter:", err)
 		return 1
 	}
@@ -119,6 +120,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+}
+
+// positionalLast lets flags follow the incident argument
+// ("approve i-0abc --by alice"): the flag parser stops at the first
+// positional argument, so it is moved to the end.
+func positionalLast(args []string) []string {
+	out := slices.Clone(args)
+	for i := 1; i+2 < len(out); i++ {
+		switch out[i] {
+		case "status", workflows.UpdateApprove, workflows.UpdateReject, workflows.UpdateRelease:
+			if !strings.HasPrefix(out[i+1], "-") {
+				arg := out[i+1]
+				out = append(append(out[:i+1:i+1], out[i+2:]...), arg)
+			}
+			return out
+		}
+	}
+	return out
 }
 
 func currentUser() string {

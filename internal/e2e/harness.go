@@ -42,13 +42,19 @@ type Harness struct {
 
 func New(t testing.TB, delays simcloud.Delays, dbFile string) *Harness {
 	t.Helper()
+	env, err := simcloud.LoadEnvironment(filepath.Join(Testdata, "sim/seed.yaml"))
+	require.NoError(t, err)
+	return NewWithEnv(t, env, delays, dbFile)
+}
+
+// NewWithEnv is New over a given simulated environment.
+func NewWithEnv(t testing.TB, env *simcloud.Environment, delays simcloud.Delays, dbFile string) *Harness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv, err := devserver.Start(ctx, devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })
-	env, err := simcloud.LoadEnvironment(filepath.Join(Testdata, "sim/seed.yaml"))
-	require.NoError(t, err)
 	sim, err := simcloud.New(env, simcloud.Options{Delays: delays})
 	require.NoError(t, err)
 	h := &Harness{t: t, Srv: srv, Sim: sim}

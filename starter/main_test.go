@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cordonhq/cordon/internal/e2e"
+	"github.com/cordonhq/cordon/simcloud"
+	"github.com/cordonhq/cordon/workflows"
+)
+
+// cli runs the starter as a user would and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, append([]string{"starter"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func withServer(t *testing.T, delays simcloud.Delays) *e2e.Harness {
+	h := e2e.New(t, delays, "")
+	t.Setenv("TEMPORAL_ADDRESS", h.Srv.FrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", h.Srv.Namespace())
+	return h
+}
+
+func TestCLI(t *testing.T) {
+	h := withServer(t, simcloud.Delays{ImageAvailable: time.Second})
+	const inst = "i-0144394dc883f9fe0"
+	id := workflows.IncidentID("123456789012", "us-east-1", inst)
+
+	t.Run("missing incident is a one-line error naming the ID", func(t *testing.T) {
+		code, out, errOut := runCLI(t, "status", "quarantine/123456789012/us-east-1/i-0123456789abcdef0")
+		require.Equal(t, 1, code)
+		require.Empty(t, out)
+		require.Equal(t, 1, strings.Count(errOut, "\n"), errOut)
+		require.Contains(t, errOut, "quarantine/123456789012/us-east-1/i-0123456789abcdef0")
+		code, _, errOut = runCLI(t, "approve", "i-0123456789abcdef0")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "no incident for instance i-0123456789abcdef0")
+	})
+
+	t.Run("bad instance ID is refused at start", func(t *testing.T) {
+		code, _, errOut := runCLI(t, "quarantine", "--instance", "web-1", "--account", "123456789012", "--region", "us-east-1")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, `"web-1" is not an EC2 instance ID`)
+		code, _, errOut = runCLI(t, "quarantine", "--instance", inst, "--account", "12345", "--region", "us-east-1")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "12-digit")
+	})
+
+	t.Run("quarantine, approve, status", func(t *testing.T) {
+		code, out, errOut := runCLI(t, "quarantine", "--instance", inst, "--bad-ip", "1.19.6.4", "--reason", "test",
+			"--account", "123456789012", "--region", "us-east-1", "--approval", "before-destructive")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, id)
+		h.WaitPhase(id, workflows.PhaseAwaitingApproval, time.Minute)
+
+		code, out, _ = runCLI(t, "list")
+		require.Equal(t, 0, code)
+		require.Contains(t, out, id)
+		require.Contains(t, out, "open")
+
+		code, out, errOut = runCLI(t, "approve", inst, "--by", "alice")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "approve accepted")
+
+		code, _, errOut = runCLI(t, "approve", id)
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "not waiting for approval")
+
+		st := h.WaitFinal([]string{id}, time.Minute)[id]
+		require.Equal(t, workflows.OutcomeResolved, st.Outcome, st.Reason)
+		code, out, _ = runCLI(t, "status", id)
+		require.Equal(t, 0, code)
+		require.Contains(t, out, "phase      resolved")
+		require.Contains(t, out, "approved by alice")
+	})
+
+	t.Run("detect reports bad lines with file:line and opens the rest", func(t *testing.T) {
+		src, err := os.ReadFile(filepath.Join(e2e.Testdata, "packetbeat/GENERATED_packetbeat_ecs8_ec2_300events.ndjson"))
+		require.NoError(t, err)
+		lines := strings.SplitAfter(string(src), "\n")
+		events := filepath.Join(t.TempDir(), "events.ndjson")
+		broken := lines[0] + "{not json\n" + strings.Join(lines[1:], "")
+		require.NoError(t, os.WriteFile(events, []byte(broken), 0o644))
+		blk := filepath.Join(t.TempDir(), "list.txt")
+		require.NoError(t, os.WriteFile(blk, []byte("# demo list\n85.239.243.155\nnot-an-address\n"), 0o644))
+
+		code, out, errOut := runCLI(t, "detect", "--events", events, "--blocklist", blk, "--sim-env", filepath.Join(e2e.Testdata, "sim/seed.yaml"))
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, errOut, "list.txt:3")
+		require.Contains(t, errOut, "events.ndjson:2")
+		require.Contains(t, out, "1 malformed")
+		require.Contains(t, out, "incident quarantine/123456789012/us-east-1/i-0144394dc883f9fe0")
+	})
+}
