@@ -225,7 +225,7 @@ func (inc *incident) run(ctx workflow.Context) error {
 		inc.plan(ctx, pf)
 		return nil
 	}
-	inc.alert(ctx, "opened", "critical", "alarm", fmt.Sprintf("%s talked to %s; containing it", inc.in.InstanceID, inc.st.BadIP))
+	inc.alert(ctx, "opened", "critical", "alarm", fmt.Sprintf("%s %s; containing it", inc.in.InstanceID, inc.what()))
 
 	if err := inc.isolate(ctx, pf); err != nil {
 		return err
@@ -979,7 +979,7 @@ func (inc *incident) upsert(ctx workflow.Context) {
 }
 
 func (inc *incident) summary() string {
-	s := fmt.Sprintf("%s talked to %s; phase %s", inc.in.InstanceID, inc.st.BadIP, inc.st.Phase)
+	s := fmt.Sprintf("%s %s; phase %s", inc.in.InstanceID, inc.what(), inc.st.Phase)
 	if inc.st.Group != "" {
 		s += "; group " + inc.st.Group
 	}
@@ -990,6 +990,17 @@ func (inc *incident) summary() string {
 		s += ": " + inc.st.Reason
 	}
 	return s
+}
+
+// what says why the incident was opened, for summaries and alerts.
+func (inc *incident) what() string {
+	if inc.st.BadIP != "" {
+		return "talked to " + inc.st.BadIP
+	}
+	if src := inc.in.Evidence.Source; src != "" {
+		return "reported by " + src
+	}
+	return "reported"
 }
 
 func (inc *incident) result() QuarantineResult {
