@@ -204,6 +204,30 @@ func cmdQuarantine(c *cli.Context, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "incident %s open (run %s)\n", run.GetID(), run.GetRunID())
+	return reportPreflight(c.Context, t, run.GetID(), out)
+}
+
+// reportPreflight waits briefly for the incident to get past preflight and
+// says where it is, so an unknown or protected instance is answered at once.
+func reportPreflight(ctx context.Context, t *app.Temporal, id string, out io.Writer) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := workflows.GetStatus(ctx, t.Client, id)
+		if err == nil && st.Phase != workflows.PhaseOpened && st.Phase != workflows.PhasePreflight {
+			if st.Phase.Final() {
+				fmt.Fprintf(out, "phase %s, outcome %s: %s\n", st.Phase, st.Outcome, st.Reason)
+			} else {
+				fmt.Fprintf(out, "phase %s (follow it: starter status %s)\n", st.Phase, id)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(out, "no worker has picked the incident up yet: is `worker` running on this Temporal server?")
 	return nil
 }
 

@@ -104,3 +104,11 @@ func TestCLI(t *testing.T) {
 		require.Contains(t, out, "incident quarantine/123456789012/us-east-1/i-0144394dc883f9fe0")
 	})
 }
+
+func TestQuarantineUnknownInstanceSaysSo(t *testing.T) {
+	withServer(t, simcloud.Delays{})
+	code, out, errOut := runCLI(t, "quarantine", "--instance", "i-0123456789abcdef0", "--account", "123456789012", "--region", "us-east-1")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "outcome instance-gone")
+	require.Contains(t, out, "i-0123456789abcdef0 is unknown")
+}
