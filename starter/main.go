@@ -105,6 +105,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: func(c *cli.Context) error { return cmdDetect(c, stdout, stderr) },
 			},
 			{
+				Name:   "serve",
+				Usage:  "serve the HTTP endpoints: GET /healthz, GET /metrics",
+				Flags:  append(serveFlags(), app.CloudFlags()...),
+				Action: func(c *cli.Context) error { return cmdServe(c, stdout) },
+			},
+			{
 				Name:  "demo",
 				Usage: "run the whole job on the embedded default: Temporal + Web UI, simulated cloud, bundled sample data",
 				Flags: []cli.Flag{

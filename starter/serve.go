@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/cordonhq/cordon/internal/app"
+)
+
+// serveFlags configure `starter serve`.
+func serveFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "listen", EnvVars: []string{"CORDON_LISTEN"}, Value: "127.0.0.1:8080", Usage: "address to serve on"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CORDON_TLS_CERT"}, Usage: "TLS certificate file (omit behind a TLS-terminating load balancer)"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CORDON_TLS_KEY"}, Usage: "TLS key file"},
+	}
+}
+
+// endpoint is one HTTP route that `starter serve` mounts.
+type endpoint struct {
+	pattern string
+	handler http.Handler
+}
+
+// server is the HTTP front door: health, metrics and the mounted endpoints.
+type server struct {
+	log      *slog.Logger
+	registry *prometheus.Registry
+	mux      *http.ServeMux
+	ready    func(context.Context) error
+}
+
+func newServer(log *slog.Logger, ready func(context.Context) error, eps ...endpoint) *server {
+	s := &server{log: log, registry: prometheus.NewRegistry(), mux: http.NewServeMux(), ready: ready}
+	s.registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	for _, ep := range eps {
+		s.mux.Handle(ep.pattern, ep.handler)
+	}
+	return s
+}
+
+// healthz answers 200 when Temporal answers, 503 otherwise.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if s.ready != nil {
+		if err := s.ready(ctx); err != nil {
+			http.Error(w, "temporal unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// run serves until ctx is done, then shuts down gracefully: in-flight
+// requests (an SNS delivery being handed to Temporal) get 20 s to finish.
+func (s *server) run(ctx context.Context, listen, certFile, keyFile string, announce func(string)) error {
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (set --listen)", listen, err)
+	}
+	scheme := "http"
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			l.Close()
+			return errors.New("TLS needs both --tls-cert and --tls-key")
+		}
+		scheme = "https"
+	}
+	announce(scheme + "://" + l.Addr().String())
+	errc := make(chan error, 1)
+	go func() {
+		if scheme == "https" {
+			errc <- hs.ServeTLS(l, certFile, keyFile)
+		} else {
+			errc <- hs.Serve(l)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "grace", "20s")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func cmdServe(c *cli.Context, out io.Writer) error {
+	cfg, err := app.ConfigFrom(c)
+	if err != nil {
+		return err
+	}
+	log := app.Logger(cfg.LogLevel)
+	t, err := app.ConnectTemporal(c.Context, app.Config{}, log)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	ready := func(ctx context.Context) error {
+		_, err := t.Client.CheckHealth(ctx, nil)
+		return err
+	}
+	s := newServer(log, ready)
+	return s.run(c.Context, c.String("listen"), c.String("tls-cert"), c.String("tls-key"), func(u string) {
+		fmt.Fprintf(out, "serving on %s (GET /healthz, GET /metrics)\n", u)
+	})
+}
