@@ -320,35 +320,54 @@ func (a *Activities) EnsureIsolationGroups(ctx context.Context, in IsolationGrou
 }
 
 func ensureGroup(ctx context.Context, api EC2API, vpc, name, desc string, allowAll bool) (string, error) {
-	find := func() (string, error) {
+	find := func() (*ec2types.SecurityGroup, error) {
 		out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 			{Name: aws.String("vpc-id"), Values: []string{vpc}},
 			{Name: aws.String("group-name"), Values: []string{name}},
 		}})
 		if err != nil {
-			return "", wrap("DescribeSecurityGroups", err)
+			return nil, wrap("DescribeSecurityGroups", err)
 		}
 		if len(out.SecurityGroups) > 0 {
-			return aws.ToString(out.SecurityGroups[0].GroupId), nil
+			return &out.SecurityGroups[0], nil
 		}
-		return "", nil
+		return nil, nil
 	}
-	if id, err := find(); err != nil || id != "" {
-		return id, err
-	}
-	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
-		GroupName: aws.String(name), Description: aws.String(desc), VpcId: aws.String(vpc),
-		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup,
-			Tags: []ec2types.Tag{{Key: aws.String("cordon:managed"), Value: aws.String("true")}}}},
-	})
+	g, err := find()
 	if err != nil {
-		if ErrorCode(err) == "InvalidGroup.Duplicate" { // a retry after a lost response
-			return find()
-		}
-		return "", wrap("CreateSecurityGroup", err)
+		return "", err
 	}
-	id := aws.ToString(out.GroupId)
+	if g == nil {
+		out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+			GroupName: aws.String(name), Description: aws.String(desc), VpcId: aws.String(vpc),
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup,
+				Tags: []ec2types.Tag{{Key: aws.String("cordon:managed"), Value: aws.String("true")}}}},
+		})
+		switch {
+		case err == nil:
+			// A new group has no inbound rule and AWS's default outbound
+			// rule allowing all IPv4 traffic.
+			g = &ec2types.SecurityGroup{GroupId: out.GroupId, IpPermissionsEgress: []ec2types.IpPermission{{
+				IpProtocol: aws.String("-1"), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}}
+		case ErrorCode(err) == "InvalidGroup.Duplicate": // a retry after a lost response
+			g, err = find()
+			if err != nil {
+				return "", err
+			}
+			if g == nil {
+				return "", fmt.Errorf("CreateSecurityGroup: %s exists but is not described yet", name)
+			}
+		default:
+			return "", wrap("CreateSecurityGroup", err)
+		}
+	}
+	id := aws.ToString(g.GroupId)
+	// Set the rules on a found group too: an earlier attempt may have
+	// created it and failed before its rules were set.
 	if allowAll {
+		if hasAllTrafficFromAnywhere(g.IpPermissions) {
+			return id, nil
+		}
 		// All protocols from anywhere, IPv4 and IPv6; the default egress
 		// rule already allows all outbound traffic.
 		_, err = api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
@@ -362,15 +381,32 @@ func ensureGroup(ctx context.Context, api EC2API, vpc, name, desc string, allowA
 		}
 		return id, nil
 	}
+	// The isolation group allows nothing: revoke every outbound rule it has.
+	if len(g.IpPermissionsEgress) == 0 {
+		return id, nil
+	}
 	_, err = api.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{
-		GroupId: aws.String(id),
-		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"),
-			IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}},
+		GroupId: aws.String(id), IpPermissions: g.IpPermissionsEgress,
 	})
 	if err != nil && ErrorCode(err) != "InvalidPermission.NotFound" {
 		return "", wrap("RevokeSecurityGroupEgress", err)
 	}
 	return id, nil
+}
+
+// hasAllTrafficFromAnywhere reports whether perms allow all protocols from 0.0.0.0/0.
+func hasAllTrafficFromAnywhere(perms []ec2types.IpPermission) bool {
+	for _, p := range perms {
+		if aws.ToString(p.IpProtocol) != "-1" {
+			continue
+		}
+		for _, r := range p.IpRanges {
+			if aws.ToString(r.CidrIp) == "0.0.0.0/0" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // InstanceGroupInput names an instance and its Auto Scaling group.
@@ -389,9 +425,18 @@ func (a *Activities) DetachFromGroup(ctx context.Context, in InstanceGroupInput)
 	if err != nil {
 		return err
 	}
-	member, err := isMember(ctx, c.AutoScaling, in.InstanceID)
-	if err != nil || member == "" {
-		return err
+	out, err := c.AutoScaling.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{in.InstanceID}})
+	if err != nil {
+		return wrap("DescribeAutoScalingInstances", err)
+	}
+	if len(out.AutoScalingInstances) == 0 {
+		return nil
+	}
+	switch astypes.LifecycleState(aws.ToString(out.AutoScalingInstances[0].LifecycleState)) {
+	case astypes.LifecycleStateDetaching, astypes.LifecycleStateDetached:
+		// Detached by an earlier attempt; still listed while its target
+		// groups drain it. DetachInstances would now fail ValidationError.
+		return nil
 	}
 	_, err = c.AutoScaling.DetachInstances(ctx, &autoscaling.DetachInstancesInput{
 		AutoScalingGroupName:           aws.String(in.Group),
@@ -625,8 +670,6 @@ func imageByName(ctx context.Context, api EC2API, name string) (string, error) {
 type ImageInput struct {
 	Target
 	ImageID string `json:"imageID"`
-	// DeleteSnapshots deletes the image's snapshots with it (DeregisterImage only).
-	DeleteSnapshots bool `json:"deleteSnapshots,omitempty"`
 }
 
 // ImageResult reports an image's snapshots.
@@ -883,8 +926,7 @@ func members(g *astypes.AutoScalingGroup, exclude string) []string {
 
 // DeregisterImageResult reports what cleanup removed.
 type DeregisterImageResult struct {
-	SnapshotIDs      []string `json:"snapshotIDs"`
-	SnapshotsDeleted bool     `json:"snapshotsDeleted"`
+	SnapshotIDs []string `json:"snapshotIDs"`
 }
 
 // DeregisterImage deregisters the evidence image and, by policy, deletes its
@@ -955,9 +997,21 @@ func (a *Activities) AttachToGroup(ctx context.Context, in AttachInput) error {
 	if err != nil {
 		return err
 	}
-	member, err := isMember(ctx, c.AutoScaling, in.InstanceID)
+	out, err := c.AutoScaling.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{in.InstanceID}})
 	if err != nil {
-		return err
+		return wrap("DescribeAutoScalingInstances", err)
+	}
+	member := ""
+	if len(out.AutoScalingInstances) > 0 {
+		m := out.AutoScalingInstances[0]
+		switch astypes.LifecycleState(aws.ToString(m.LifecycleState)) {
+		case astypes.LifecycleStateDetaching, astypes.LifecycleStateDetached:
+			// Still draining from the incident's detach: attaching now
+			// would be skipped and the instance would then drop out of the
+			// group. Retry (Temporal's backoff) until the detach is done.
+			return fmt.Errorf("instance %s is still detaching from %s; retrying", in.InstanceID, aws.ToString(m.AutoScalingGroupName))
+		}
+		member = aws.ToString(m.AutoScalingGroupName)
 	}
 	if member == "" {
 		if _, err := c.AutoScaling.AttachInstances(ctx, &autoscaling.AttachInstancesInput{

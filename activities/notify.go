@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -78,7 +80,7 @@ func (n *Notifier) Send(ctx context.Context, al Alert) NotifyResult {
 	var res NotifyResult
 	add := func(channel string, err error) {
 		if err != nil {
-			res.Failed = append(res.Failed, channel+": "+err.Error())
+			res.Failed = append(res.Failed, channel+": "+n.redact(err.Error()))
 		} else {
 			res.Delivered = append(res.Delivered, channel)
 		}
@@ -95,14 +97,37 @@ func (n *Notifier) Send(ctx context.Context, al Alert) NotifyResult {
 	return res
 }
 
+// redact hides the secrets from an error message: a server may echo the
+// request (its URL holds the IFTTT key) in its error response.
+func (n *Notifier) redact(msg string) string {
+	for _, secret := range []string{n.IFTTTKey, url.PathEscape(n.IFTTTKey), n.LIFXToken} {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "[redacted]")
+		}
+	}
+	return msg
+}
+
 // Subject is the SNS subject: short (SNS allows < 100 characters), one line.
 func (al Alert) Subject() string {
 	s := fmt.Sprintf("Cordon %s: %s", al.Phase, al.InstanceID)
 	if al.BadIP != "" {
 		s += " -> " + al.BadIP
 	}
+	// Fields come from operators and detectors: no line breaks or control
+	// characters, which SNS rejects.
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	if len(s) > 99 {
-		s = s[:99]
+		cut := 99
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }
