@@ -36,6 +36,10 @@ type Notifier struct {
 	IFTTTBaseURL string // default https://maker.ifttt.com
 
 	HTTP *http.Client
+
+	// OtherOpenIncidents, when set, counts the open incidents other than the
+	// given one, so the light is only restored when the last one closes.
+	OtherOpenIncidents func(ctx context.Context, incidentID string) (int, error)
 }
 
 // Alert is one notification about an incident.
@@ -89,7 +93,15 @@ func (n *Notifier) Send(ctx context.Context, al Alert) NotifyResult {
 		add("sns", n.publish(ctx, al))
 	}
 	if n.LIFXToken != "" && al.Light != "" {
-		add("lifx", n.lifx(ctx, al.Light))
+		if al.Light == "clear" && n.OtherOpenIncidents != nil {
+			if open, err := n.OtherOpenIncidents(ctx, al.IncidentID); err == nil && open > 0 {
+				// Other incidents are still open: keep the light red.
+				al.Light = ""
+			}
+		}
+		if al.Light != "" {
+			add("lifx", n.lifx(ctx, al.Light))
+		}
 	}
 	if n.IFTTTKey != "" {
 		add("ifttt", n.ifttt(ctx, al))

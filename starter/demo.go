@@ -76,7 +76,9 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 	defer t.Close()
 	fmt.Fprintf(out, "Temporal server %s; Web UI %s/namespaces/default/workflows\n", t.Dev.FrontendHostPort(), t.UIURL())
 
-	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: cloud.Notifier(cfg), PollInterval: cfg.PollInterval}
+	notifier := cloud.Notifier(cfg)
+	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
+	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
 	w := app.NewWorker(t.Client, acts, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the worker: %w", err)

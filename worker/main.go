@@ -55,7 +55,9 @@ func run(ctx context.Context, cfg app.Config) error {
 			fmt.Printf("Temporal Web UI: %s/namespaces/%s/workflows\n", u, t.Dev.Namespace())
 		}
 	}
-	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: cloud.Notifier(cfg), PollInterval: cfg.PollInterval}
+	notifier := cloud.Notifier(cfg)
+	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
+	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
 	w := app.NewWorker(t.Client, acts, worker.Options{})
 	log.Info("worker started", "cloud", cfg.Cloud)
 	return w.Run(workerInterrupt(ctx))

@@ -25,6 +25,7 @@ import (
 	"github.com/cordonhq/cordon/simcloud"
 	"github.com/cordonhq/cordon/workflows"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 )
 
 // Config is every setting of a Cordon process. main builds it from flags
@@ -198,6 +199,23 @@ func regionOfARN(arn string) string {
 		return parts[3]
 	}
 	return ""
+}
+
+// OtherOpenIncidents counts, through visibility, the incidents other than id
+// that are still being handled (running and not yet in a final phase), so
+// the alert light stays red until the last one closes. The phase matters:
+// an incident sends its "resolved" alert while its workflow still runs.
+func OtherOpenIncidents(c client.Client) func(ctx context.Context, id string) (int, error) {
+	return func(ctx context.Context, id string) (int, error) {
+		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = %q AND ExecutionStatus = 'Running' AND WorkflowId != %q AND CordonPhase NOT IN ('resolved', 'released', 'skipped', 'needs-attention')",
+				workflows.WorkflowName, id),
+		})
+		if err != nil {
+			return 0, err
+		}
+		return int(resp.GetCount()), nil
+	}
 }
 
 // NewWorker registers the incident workflow and the activities on the task queue.
