@@ -107,7 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:   "serve",
 				Usage:  "serve the HTTP endpoints: GET /healthz, GET /metrics",
-				Flags:  append(serveFlags(), app.CloudFlags()...),
+				Flags:  append(app.ServeFlags(), app.CloudFlags()...),
 				Action: func(c *cli.Context) error { return cmdServe(c, stdout) },
 			},
 			{

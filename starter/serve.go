@@ -17,15 +17,6 @@ import (
 	"github.com/cordonhq/cordon/internal/app"
 )
 
-// serveFlags configure `starter serve`.
-func serveFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "listen", EnvVars: []string{"CORDON_LISTEN"}, Value: "127.0.0.1:8080", Usage: "address to serve on"},
-		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CORDON_TLS_CERT"}, Usage: "TLS certificate file (omit behind a TLS-terminating load balancer)"},
-		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CORDON_TLS_KEY"}, Usage: "TLS key file"},
-	}
-}
-
 // endpoint is one HTTP route that `starter serve` mounts.
 type endpoint struct {
 	pattern string

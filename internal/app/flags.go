@@ -42,6 +42,15 @@ func CloudFlags() []cli.Flag {
 	}
 }
 
+// ServeFlags configure `starter serve`.
+func ServeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "listen", EnvVars: []string{"CORDON_LISTEN"}, Value: "127.0.0.1:8080", Usage: "address to serve on"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CORDON_TLS_CERT"}, Usage: "TLS certificate file (omit behind a TLS-terminating load balancer)"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CORDON_TLS_KEY"}, Usage: "TLS key file"},
+	}
+}
+
 // LogFlag sets the log level.
 func LogFlag() cli.Flag {
 	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"CORDON_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
