@@ -67,6 +67,13 @@ type PreState struct {
 func (a *Activities) clients(ctx context.Context, t Target) (Clients, error) {
 	c, err := a.Cloud.Clients(ctx, t.Account, t.Region)
 	if err != nil {
+		// An AWS call made while setting up the clients (the credentials
+		// check, sts:GetCallerIdentity) is classified like any other: a
+		// throttled or dropped call is retried. Only a missing piece of
+		// configuration (an account without a role) is permanent.
+		if ErrorCode(err) != "" || isTransport(err) {
+			return Clients{}, wrap(fmt.Sprintf("AWS clients for account %s region %s", t.Account, t.Region), err)
+		}
 		return Clients{}, permanent(ErrConfig, "no AWS clients for account %s region %s: %v", t.Account, t.Region, err)
 	}
 	return c, nil
@@ -763,7 +770,23 @@ func (a *Activities) LaunchQuarantineCopy(ctx context.Context, in LaunchCopyInpu
 	if in.SubnetID == "" {
 		return LaunchCopyResult{}, permanent(ErrConfig, "no quarantine subnet: tag a subnet of the instance's VPC with cordon:quarantine=true")
 	}
-	tags := ec2Tags(in.Tags)
+	// Describe before acting: a copy launched by an earlier attempt carries
+	// the client token as a tag. RunInstances' ClientToken alone covers a
+	// retry on AWS, but not an emulator that ignores it (moto), and the tag
+	// lets an operator find the copy of an incident.
+	if in.ClientToken != "" {
+		if id, err := instanceByClientToken(ctx, c.EC2, in.ClientToken); err != nil || id != "" {
+			return LaunchCopyResult{InstanceID: id}, err
+		}
+	}
+	tagMap := make(map[string]string, len(in.Tags)+1)
+	for k, v := range in.Tags {
+		tagMap[k] = v
+	}
+	if in.ClientToken != "" {
+		tagMap[ClientTokenTag] = in.ClientToken
+	}
+	tags := ec2Tags(tagMap)
 	out, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
 		ImageId:      aws.String(in.ImageID),
 		InstanceType: ec2types.InstanceType(in.InstanceType),
@@ -789,6 +812,31 @@ func (a *Activities) LaunchQuarantineCopy(ctx context.Context, in LaunchCopyInpu
 		return LaunchCopyResult{}, fmt.Errorf("RunInstances returned no instance")
 	}
 	return LaunchCopyResult{InstanceID: aws.ToString(out.Instances[0].InstanceId)}, nil
+}
+
+// ClientTokenTag carries the RunInstances client token on the quarantine copy.
+const ClientTokenTag = "cordon:client-token"
+
+// instanceByClientToken returns the live instance launched with token, or "".
+func instanceByClientToken(ctx context.Context, api EC2API, token string) (string, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + ClientTokenTag), Values: []string{token}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+	}})
+	if err != nil {
+		return "", wrap("DescribeInstances", err)
+	}
+	var ids []string
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			ids = append(ids, aws.ToString(i.InstanceId))
+		}
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	sort.Strings(ids)
+	return ids[0], nil
 }
 
 // InstanceInput names an instance.
@@ -1059,4 +1107,55 @@ func (a *Activities) GroupMembers(ctx context.Context, in GroupMembersInput) ([]
 		return nil, err
 	}
 	return members(g, ""), nil
+}
+
+// CapacityInput names a group and the instances not to count.
+type CapacityInput struct {
+	Target
+	Group   string   `json:"group"`
+	Exclude []string `json:"exclude"`
+}
+
+// CapacityResult counts a group's healthy in-service instances.
+type CapacityResult struct {
+	Healthy int `json:"healthy"`
+}
+
+// GroupCapacity counts the group's members that are InService, Healthy and
+// (when the group has target groups) a healthy target in every one of them,
+// leaving out the excluded instances. The governor uses it to never take the
+// last healthy instance out of service.
+func (a *Activities) GroupCapacity(ctx context.Context, in CapacityInput) (CapacityResult, error) {
+	c, err := a.clients(ctx, in.Target)
+	if err != nil {
+		return CapacityResult{}, err
+	}
+	g, err := describeGroup(ctx, c.AutoScaling, in.Group)
+	if err != nil {
+		return CapacityResult{}, err
+	}
+	healthyIn := map[string]int{}
+	for _, tg := range g.TargetGroupARNs {
+		out, err := c.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tg)})
+		if err != nil {
+			return CapacityResult{}, wrap("DescribeTargetHealth", err)
+		}
+		for _, d := range out.TargetHealthDescriptions {
+			if d.TargetHealth != nil && d.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy && d.Target != nil {
+				healthyIn[aws.ToString(d.Target.Id)]++
+			}
+		}
+	}
+	var res CapacityResult
+	for _, m := range g.Instances {
+		id := aws.ToString(m.InstanceId)
+		if slices.Contains(in.Exclude, id) || m.LifecycleState != astypes.LifecycleStateInService || aws.ToString(m.HealthStatus) != "Healthy" {
+			continue
+		}
+		if healthyIn[id] < len(g.TargetGroupARNs) {
+			continue
+		}
+		res.Healthy++
+	}
+	return res, nil
 }

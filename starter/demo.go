@@ -79,7 +79,7 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 	notifier := cloud.Notifier(cfg)
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
 	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
-	w := app.NewWorker(t.Client, acts, worker.Options{})
+	w := app.NewWorker(t.Client, acts, workflows.DefaultGovernorLimits, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the worker: %w", err)
 	}
@@ -192,6 +192,8 @@ func phaseNote(st workflows.Status, p workflows.Phase) string {
 		return fmt.Sprintf("session to %s", st.BadIP)
 	case workflows.PhasePreflight:
 		return "describe the instance, its ENIs, group and target groups"
+	case workflows.PhaseQueued:
+		return "the governor of " + st.Group + " holds it: at most 2 incidents at once, one healthy instance always kept"
 	case workflows.PhaseIsolating:
 		return "detach from " + st.Group + ", two-step security-group swap per ENI, termination protection"
 	case workflows.PhaseImaging:

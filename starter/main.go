@@ -105,6 +105,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: func(c *cli.Context) error { return cmdDetect(c, stdout, stderr) },
 			},
 			{
+				Name:  "governor",
+				Usage: "show or reset the blast-radius governor of an Auto Scaling group",
+				Subcommands: []*cli.Command{
+					governorCommand("status", "slots in flight, waiting incidents, breaker state", stdout),
+					governorCommand("reset", "close a tripped breaker", stdout),
+				},
+			},
+			{
 				Name:   "serve",
 				Usage:  "serve the HTTP endpoints: GET /healthz, GET /metrics",
 				Flags:  append(app.ServeFlags(), app.CloudFlags()...),
@@ -412,5 +420,47 @@ func printDetect(out, errOut io.Writer, rep app.DetectReport) {
 	}
 	for _, id := range rep.Incidents {
 		fmt.Fprintf(out, "incident %s\n", id)
+	}
+}
+
+func governorCommand(name, usage string, out io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "group", Required: true, Usage: "Auto Scaling group name"},
+			&cli.StringFlag{Name: "account", EnvVars: []string{"CORDON_ACCOUNT"}, Required: true},
+			&cli.StringFlag{Name: "region", EnvVars: []string{"AWS_REGION"}, Required: true},
+			&cli.StringFlag{Name: "by", Value: currentUser()},
+		},
+		Action: func(c *cli.Context) error {
+			t, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			id := workflows.GovernorID(c.String("account"), c.String("region"), c.String("group"))
+			var st workflows.GovernorStatus
+			if name == "reset" {
+				h, err := t.Client.UpdateWorkflow(c.Context, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateResetBreaker,
+					Args: []any{workflows.Decision{By: c.String("by")}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+				if err != nil {
+					return fmt.Errorf("governor %s: %w (no incident has asked it yet, or it ended after a quiet day)", id, err)
+				}
+				if err := h.Get(c.Context, &st); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s: breaker reset\n", id)
+				return nil
+			}
+			v, err := t.Client.QueryWorkflow(c.Context, id, "", workflows.QueryGovernor)
+			if err != nil {
+				return fmt.Errorf("governor %s: %w (no incident has asked it yet, or it ended after a quiet day)", id, err)
+			}
+			if err := v.Get(&st); err != nil {
+				return err
+			}
+			return printJSON(out, st)
+		},
 	}
 }

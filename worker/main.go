@@ -58,7 +58,7 @@ func run(ctx context.Context, cfg app.Config) error {
 	notifier := cloud.Notifier(cfg)
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
 	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
-	w := app.NewWorker(t.Client, acts, worker.Options{})
+	w := app.NewWorker(t.Client, acts, cfg.Limits, worker.Options{})
 	log.Info("worker started", "cloud", cfg.Cloud)
 	return w.Run(workerInterrupt(ctx))
 }

@@ -211,6 +211,7 @@ type Phase string
 const (
 	PhaseOpened           Phase = "opened"
 	PhasePreflight        Phase = "preflight"
+	PhaseQueued           Phase = "queued" // waiting for the group's governor: a slot or healthy capacity
 	PhaseIsolating        Phase = "isolating"
 	PhaseAwaitingApproval Phase = "awaiting-approval"
 	PhaseImaging          Phase = "imaging"
@@ -349,3 +350,129 @@ var SearchAttributeNames = []string{"CordonInstanceID", "CordonBadIP", "CordonPh
 
 // MemoSummary is the memo key holding a one-line human summary of the incident.
 const MemoSummary = "summary"
+
+// Blast-radius governor: one entity workflow per Auto Scaling group that every
+// incident asks before it takes an instance out of service.
+const (
+	// GovernorWorkflowName is the registered name of the governor workflow.
+	GovernorWorkflowName = "GovernorWorkflow"
+	// UpdateAcquire asks the governor for a slot (payload SlotRequest, result
+	// SlotGrant). It completes when the incident may go on: at once, or when
+	// a slot and enough healthy capacity are free.
+	UpdateAcquire = "acquire"
+	// SignalReleaseSlot returns an incident's slot (payload SlotRequest).
+	SignalReleaseSlot = "release-slot"
+	// UpdateResetBreaker closes a tripped breaker (payload Decision).
+	UpdateResetBreaker = "reset-breaker"
+	// QueryGovernor returns the GovernorStatus.
+	QueryGovernor = "governor-status"
+)
+
+// GovernorID returns the governor workflow ID of a group.
+func GovernorID(account, region, group string) string {
+	return "governor/" + account + "/" + region + "/" + group
+}
+
+// GovernorLimits are the governor's safety limits.
+type GovernorLimits struct {
+	// MaxConcurrent caps the incidents a group handles at once.
+	MaxConcurrent int `json:"maxConcurrent"`
+	// MinHealthy is how many healthy in-service instances must remain in the
+	// group after an instance is taken out.
+	MinHealthy int `json:"minHealthy"`
+	// BreakerCount incidents within BreakerWindow trip the breaker: later
+	// incidents stop after reversible isolation and wait for approval.
+	BreakerCount  int           `json:"breakerCount"`
+	BreakerWindow time.Duration `json:"breakerWindow"`
+	// RecheckInterval is how often a waiting request re-reads the group's capacity.
+	RecheckInterval time.Duration `json:"recheckInterval"`
+}
+
+// DefaultGovernorLimits are safe defaults: two incidents at a time per group,
+// at least one healthy instance left, five incidents an hour trip the breaker.
+var DefaultGovernorLimits = GovernorLimits{MaxConcurrent: 2, MinHealthy: 1, BreakerCount: 5, BreakerWindow: time.Hour, RecheckInterval: 15 * time.Second}
+
+// Normalize fills zero fields from the defaults.
+func (l GovernorLimits) Normalize() GovernorLimits {
+	d := DefaultGovernorLimits
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = d.MaxConcurrent
+	}
+	if l.MinHealthy <= 0 {
+		l.MinHealthy = d.MinHealthy
+	}
+	if l.BreakerCount <= 0 {
+		l.BreakerCount = d.BreakerCount
+	}
+	if l.BreakerWindow <= 0 {
+		l.BreakerWindow = d.BreakerWindow
+	}
+	if l.RecheckInterval <= 0 {
+		l.RecheckInterval = d.RecheckInterval
+	}
+	return l
+}
+
+// GovernorInput starts a group's governor.
+type GovernorInput struct {
+	Account string         `json:"account"`
+	Region  string         `json:"region"`
+	Group   string         `json:"group"`
+	Limits  GovernorLimits `json:"limits"`
+	// State carries the governor's state across continue-as-new.
+	State *GovernorStatus `json:"state,omitempty"`
+}
+
+// SlotRequest names the incident asking for, or returning, a slot.
+type SlotRequest struct {
+	IncidentID string `json:"incidentID"`
+	InstanceID string `json:"instanceID"`
+}
+
+// Slot decisions.
+const (
+	SlotProceed = "proceed" // take the instance out of service now
+	SlotHold    = "hold"    // breaker tripped: isolate, then wait for approval
+)
+
+// SlotGrant is the governor's answer.
+type SlotGrant struct {
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+	Waited   bool   `json:"waited,omitempty"` // the request queued for a slot or capacity
+}
+
+// InFlightSlot is a slot held by an incident.
+type InFlightSlot struct {
+	InstanceID string    `json:"instanceID"`
+	Since      time.Time `json:"since"`
+}
+
+// Activities run by name (their implementation needs a Temporal client and
+// lives in internal/app, which imports this package).
+const (
+	ActivityAcquireSlot = "AcquireSlot"
+	ActivityReleaseSlot = "ReleaseSlot"
+)
+
+// AcquireInput is the input of the AcquireSlot and ReleaseSlot activities.
+type AcquireInput struct {
+	Account string         `json:"account"`
+	Region  string         `json:"region"`
+	Group   string         `json:"group"`
+	Request SlotRequest    `json:"request"`
+	Limits  GovernorLimits `json:"limits,omitempty"`
+}
+
+// GovernorStatus is the governor's state, also its query result.
+type GovernorStatus struct {
+	Group    string                  `json:"group"`
+	InFlight map[string]InFlightSlot `json:"inFlight"` // by incident ID
+	Waiting  []string                `json:"waiting"`  // incident IDs, in order
+	Recent   []time.Time             `json:"recent"`   // grants within the breaker window
+	Tripped  bool                    `json:"tripped"`
+	Limits   GovernorLimits          `json:"limits"`
+	// LastCapacity is the last healthy in-service count read, with its time.
+	LastCapacity   int       `json:"lastCapacity"`
+	LastCapacityAt time.Time `json:"lastCapacityAt,omitzero"`
+}

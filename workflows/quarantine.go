@@ -35,11 +35,13 @@ func Quarantine(ctx workflow.Context, in QuarantineInput) (QuarantineResult, err
 		dctx, cancel := workflow.NewDisconnectedContext(ctx)
 		defer cancel()
 		inc.compensateCancel(dctx)
+		inc.releaseSlot(dctx)
 		return inc.result(), runErr
 	}
 	if runErr != nil {
 		inc.needsAttention(ctx, runErr.Error())
 	}
+	inc.releaseSlot(ctx)
 	// Let in-flight update handlers (release waits for the release) return.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return inc.result(), nil
@@ -61,7 +63,9 @@ type incident struct {
 	groupMembers   []string
 	quarantineSub  string
 	isoGroups      activities.IsolationGroupsResult
-	mustApprove    bool // approval required regardless of policy (no group heals it)
+	mustApprove    bool   // approval required regardless of policy (no group heals it, or the breaker tripped)
+	mustReason     string // why
+	slotHeld       bool   // the group's governor gave this incident a slot
 	decision       string
 	decisionBy     string
 	releaseWanted  bool
@@ -226,6 +230,9 @@ func (inc *incident) run(ctx workflow.Context) error {
 		return nil
 	}
 	inc.alert(ctx, "opened", "critical", "alarm", fmt.Sprintf("%s %s; containing it", inc.in.InstanceID, inc.what()))
+	if err := inc.acquireSlot(ctx); err != nil {
+		return err
+	}
 
 	if err := inc.isolate(ctx, pf); err != nil {
 		return err
@@ -316,6 +323,7 @@ func (inc *incident) preflight(ctx workflow.Context) (activities.PreflightResult
 	detail := fmt.Sprintf("%s, %d ENI(s)", ps.InstanceState, len(ps.ENIs))
 	if ps.AutoScalingGroup == "" {
 		inc.mustApprove = true
+		inc.mustReason = "not in an Auto Scaling group: nothing would replace it"
 		inc.warn("instance is not in an Auto Scaling group: nothing would replace it, so Cordon contains it and waits for approval before terminating")
 		detail += ", no Auto Scaling group"
 	} else {
@@ -348,6 +356,9 @@ func Plan(in QuarantineInput, pf activities.PreflightResult) []PlannedStep {
 	var steps []PlannedStep
 	add := func(name string, calls ...string) { steps = append(steps, PlannedStep{name, calls}) }
 	add("alert", "sns:Publish")
+	if ps.AutoScalingGroup != "" {
+		add("governor", "ask the blast-radius governor of "+ps.AutoScalingGroup+" for a slot (autoscaling:DescribeAutoScalingGroups, elasticloadbalancing:DescribeTargetHealth)")
+	}
 	add("isolation-groups", "ec2:DescribeSecurityGroups")
 	if ps.AutoScalingGroup != "" {
 		add("detach", "autoscaling:DetachInstances(ShouldDecrementDesiredCapacity=false) from "+ps.AutoScalingGroup)
@@ -404,6 +415,81 @@ func (inc *incident) alert(ctx workflow.Context, phase, severity, light, summary
 	if err != nil {
 		inc.logger.Warn("alert failed", "incidentID", inc.st.IncidentID, "error", err)
 	}
+}
+
+// ---------------------------------------------------------------------------
+// 2b. Ask the group's blast-radius governor
+
+// acquireSlot asks the governor of the instance's group before the instance
+// leaves service. The answer may take a while (a slot or healthy capacity to
+// free up): after a few seconds the incident shows phase queued.
+func (inc *incident) acquireSlot(ctx workflow.Context) error {
+	ps := inc.st.PreState
+	if ps == nil || ps.AutoScalingGroup == "" {
+		return nil
+	}
+	if workflow.GetVersion(ctx, "governor", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	// The activity waits on the governor's update; it heartbeats, and the
+	// update ID derived from the incident makes a retried request the same one.
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+	done := inc.step("governor")
+	var grant SlotGrant
+	f := workflow.ExecuteActivity(actx, ActivityAcquireSlot, AcquireInput{
+		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,
+		Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
+	})
+	queued := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(f, func(workflow.Future) {})
+	sel.AddFuture(workflow.NewTimer(ctx, 3*time.Second), func(workflow.Future) {
+		queued = true
+		inc.setPhase(ctx, PhaseQueued)
+		inc.st.Reason = "waiting for the governor of " + ps.AutoScalingGroup + ": a free slot and enough healthy capacity"
+	})
+	sel.Select(ctx)
+	err := f.Get(ctx, &grant)
+	if queued {
+		inc.st.Reason = ""
+	}
+	if err != nil {
+		done(err, "")
+		return &stepError{step: "governor", cause: err}
+	}
+	inc.slotHeld = true
+	detail := grant.Decision
+	if grant.Waited {
+		detail += " after waiting for capacity"
+	}
+	if grant.Decision == SlotHold {
+		inc.mustApprove = true
+		inc.mustReason = grant.Reason
+		detail += ": " + grant.Reason
+	}
+	done(nil, detail)
+	return nil
+}
+
+// releaseSlot returns the governor slot (best effort: the governor also
+// expires slots that are never returned).
+func (inc *incident) releaseSlot(ctx workflow.Context) {
+	if !inc.slotHeld {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
+	ps := inc.st.PreState
+	if err := workflow.ExecuteActivity(actx, ActivityReleaseSlot, AcquireInput{
+		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,
+		Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
+	}).Get(ctx, nil); err != nil {
+		inc.logger.Warn("governor slot not returned; it expires by itself", "incidentID", inc.st.IncidentID, "error", err)
+	}
+	inc.slotHeld = false
 }
 
 // ---------------------------------------------------------------------------
@@ -503,6 +589,9 @@ func (inc *incident) approvalGate(ctx workflow.Context) error {
 	}
 	inc.setPhase(ctx, PhaseAwaitingApproval)
 	inc.st.Reason = fmt.Sprintf("waiting for approve or reject until %s (then: %s)", workflow.Now(ctx).Add(inc.policy.ApprovalTimeout).UTC().Format(time.RFC3339), onDeadline)
+	if inc.mustReason != "" {
+		inc.st.Reason = inc.mustReason + "; " + inc.st.Reason
+	}
 	inc.alert(ctx, string(PhaseAwaitingApproval), "critical", "", inc.st.Reason)
 	done := inc.step("approval")
 	ok, err := workflow.AwaitWithTimeout(ctx, inc.policy.ApprovalTimeout, func() bool { return inc.decision != "" || inc.releaseWanted })

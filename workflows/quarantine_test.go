@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -33,6 +34,7 @@ type fakeActs struct {
 	copyErr     error
 	healErr     error
 	imageWait   time.Duration // simulated time the image stays pending
+	grant       SlotGrant     // the governor's answer (default proceed)
 	terminateOK bool
 }
 
@@ -75,12 +77,23 @@ func (f *fakeActs) called(name string) int {
 func (f *fakeActs) index(name string) int { return slices.Index(f.calls, name) }
 
 // mutating lists the activities that change the cloud.
-var mutating = []string{"EnsureIsolationGroups", "DetachFromGroup", "DeregisterTargets", "RegisterTargets", "SetENIGroups",
+var mutating = []string{"AcquireSlot", "EnsureIsolationGroups", "DetachFromGroup", "DeregisterTargets", "RegisterTargets", "SetENIGroups",
 	"SetTerminationProtection", "TagResources", "UntagResources", "CreateImage", "LaunchQuarantineCopy", "TerminateInstance",
 	"DeregisterImage", "DeleteSnapshots", "AttachToGroup", "Notify"}
 
 func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) (SlotGrant, error) {
+		f.rec("AcquireSlot", in)
+		if f.grant.Decision == "" {
+			return SlotGrant{Decision: SlotProceed}, nil
+		}
+		return f.grant, nil
+	}, activity.RegisterOptions{Name: ActivityAcquireSlot})
+	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) error {
+		f.rec("ReleaseSlot", in)
+		return nil
+	}, activity.RegisterOptions{Name: ActivityReleaseSlot})
 	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PreflightInput) (activities.PreflightResult, error) {
 		f.rec("Preflight", in)
 		return f.preflight, nil
@@ -508,6 +521,26 @@ func (s *QuarantineSuite) TestNotInGroupWaitsForApproval() {
 	s.Zero(s.fake.called("TerminateInstance"))
 	s.Equal(1, s.fake.called("TagResources"), "isolated and tagged")
 	s.NotEmpty(res.Status.Warnings)
+}
+
+func (s *QuarantineSuite) TestGovernorSlotAskedBeforeDetachAndReturned() {
+	res := s.run(input(Policy{}))
+	s.Equal(OutcomeResolved, res.Outcome)
+	s.Less(s.fake.index("AcquireSlot"), s.fake.index("DetachFromGroup"))
+	s.Equal(1, s.fake.called("ReleaseSlot"))
+	req := s.fake.args["AcquireSlot"][0].(AcquireInput)
+	s.Equal("web-asg", req.Group)
+	s.Equal(testInstance, req.Request.InstanceID)
+}
+
+func (s *QuarantineSuite) TestBreakerHoldIsolatesThenWaitsForApproval() {
+	s.fake.grant = SlotGrant{Decision: SlotHold, Reason: "breaker tripped for group web-asg"}
+	res := s.run(input(Policy{ApprovalTimeout: time.Hour, OnDeadline: DeadlineApprove}))
+	s.Equal(PhaseNeedsAttention, res.Phase, "a tripped breaker never proceeds by default")
+	s.Equal(1, s.fake.called("DetachFromGroup"), "reversible isolation still happens")
+	s.Zero(s.fake.called("CreateImage"))
+	s.Zero(s.fake.called("TerminateInstance"))
+	s.Equal(1, s.fake.called("ReleaseSlot"))
 }
 
 func TestIncidentIDRoundTrip(t *testing.T) {

@@ -16,5 +16,9 @@ import (
 func TestReplayRecordedHistory(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(Quarantine, workflow.RegisterOptions{Name: WorkflowName})
-	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/quarantine_v1.json"))
+	r.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
+	// v1: before the blast-radius governor; v2: with it (GetVersion "governor").
+	for _, f := range []string{"testdata/quarantine_v1.json", "testdata/quarantine_v2.json"} {
+		require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f), f)
+	}
 }

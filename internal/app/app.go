@@ -57,6 +57,9 @@ type Config struct {
 
 	PollInterval time.Duration
 	LogLevel     slog.Level
+
+	// Governor limits per Auto Scaling group.
+	Limits workflows.GovernorLimits
 }
 
 // Logger returns the process's JSON logger on stderr.
@@ -218,10 +221,14 @@ func OtherOpenIncidents(c client.Client) func(ctx context.Context, id string) (i
 	}
 }
 
-// NewWorker registers the incident workflow and the activities on the task queue.
-func NewWorker(c client.Client, acts *activities.Activities, opts worker.Options) worker.Worker {
+// NewWorker registers the incident and governor workflows and their
+// activities on the task queue. limits are the governors' safety limits
+// (zero fields: safe defaults).
+func NewWorker(c client.Client, acts *activities.Activities, limits workflows.GovernorLimits, opts worker.Options) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, opts)
 	w.RegisterWorkflowWithOptions(workflows.Quarantine, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflowName})
 	w.RegisterActivity(acts)
+	w.RegisterActivity(&SlotActivities{Client: c, Limits: limits.Normalize()})
 	return w
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cordonhq/cordon/simcloud"
+	"github.com/cordonhq/cordon/workflows"
 )
 
 // TemporalFlags configure the embedded server (-dev).
@@ -38,6 +39,10 @@ func CloudFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ifttt-key", EnvVars: []string{"IFTTT_KEY"}, Usage: "IFTTT Webhooks key"},
 		&cli.StringFlag{Name: "ifttt-event", EnvVars: []string{"IFTTT_EVENT"}, Value: "cordon", Usage: "IFTTT event prefix; the phase is appended (cordon_opened)"},
 		&cli.StringFlag{Name: "ifttt-url", EnvVars: []string{"IFTTT_URL"}, Value: "https://maker.ifttt.com", Usage: "IFTTT base URL"},
+		&cli.IntFlag{Name: "max-concurrent", EnvVars: []string{"CORDON_MAX_CONCURRENT"}, Value: 2, Usage: "incidents one Auto Scaling group handles at once"},
+		&cli.IntFlag{Name: "min-healthy", EnvVars: []string{"CORDON_MIN_HEALTHY"}, Value: 1, Usage: "healthy in-service instances a group always keeps"},
+		&cli.IntFlag{Name: "breaker-count", EnvVars: []string{"CORDON_BREAKER_COUNT"}, Value: 5, Usage: "incidents per group within --breaker-window that trip the breaker"},
+		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breaker's window"},
 		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, Usage: "how often waits describe AWS resources (default 15s; 250ms on the simulated cloud)"},
 	}
 }
@@ -66,6 +71,8 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		LIFXToken: c.String("lifx-token"), LIFXSelector: c.String("lifx-selector"), LIFXBaseURL: c.String("lifx-url"),
 		IFTTTKey: c.String("ifttt-key"), IFTTTEvent: c.String("ifttt-event"), IFTTTBaseURL: c.String("ifttt-url"),
 		PollInterval: c.Duration("poll"),
+		Limits: workflows.GovernorLimits{MaxConcurrent: c.Int("max-concurrent"), MinHealthy: c.Int("min-healthy"),
+			BreakerCount: c.Int("breaker-count"), BreakerWindow: c.Duration("breaker-window")},
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))

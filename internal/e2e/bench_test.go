@@ -27,6 +27,7 @@ import (
 //	go test ./internal/e2e -run '^$' -bench IncidentSequential -benchtime 100x
 func BenchmarkIncidentSequential(b *testing.B) {
 	h := New(b, simcloud.Delays{}, "")
+	unlimited(h)
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -135,6 +136,7 @@ func bigFleet(b *testing.B, n int) *Harness {
 		env.AutoScalingGroups[i].Max = int32(2 * n)
 	}
 	h := NewWithEnv(b, env, simcloud.Delays{}, "")
+	unlimited(h)
 	_, err = h.Sim.SetDesiredCapacity(context.Background(), &autoscaling.SetDesiredCapacityInput{
 		AutoScalingGroupName: aws.String("web-asg"), DesiredCapacity: aws.Int32(int32(n)),
 	})
@@ -156,4 +158,12 @@ func peakRSS() (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// unlimited restarts the harness's worker with governor limits that never
+// bind, to measure orchestration alone.
+func unlimited(h *Harness) {
+	h.Worker.Stop()
+	h.Limits = workflows.GovernorLimits{MaxConcurrent: 100000, MinHealthy: 1, BreakerCount: 1000000, BreakerWindow: time.Minute}
+	h.StartWorker()
 }

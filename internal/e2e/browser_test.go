@@ -47,7 +47,7 @@ func TestWebUIListsIncident(t *testing.T) {
 	require.NoError(t, err)
 	sim, err := simcloud.New(env, simcloud.Options{})
 	require.NoError(t, err)
-	h := &Harness{t: t, Srv: srv, Sim: sim}
+	h := &Harness{t: t, Srv: srv, Sim: sim, Limits: workflows.DefaultGovernorLimits}
 	h.Client = h.Dial()
 	h.Acts = &activities.Activities{Cloud: sim, PollInterval: 50 * time.Millisecond}
 	h.StartWorker()

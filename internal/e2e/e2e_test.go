@@ -158,7 +158,7 @@ func TestWorkerCrashWhileImaging(t *testing.T) {
 // replay test in workflows/. Run it when the workflow changes (behind
 // workflow.GetVersion), keeping the old file:
 //
-//	CORDON_RECORD_HISTORY=../../workflows/testdata/quarantine_v1.json go test ./internal/e2e -run TestRecordHistory
+//	CORDON_RECORD_HISTORY=$PWD/workflows/testdata/quarantine_vN.json go test ./internal/e2e -run TestRecordHistory
 func TestRecordHistory(t *testing.T) {
 	out := os.Getenv("CORDON_RECORD_HISTORY")
 	if out == "" {

@@ -38,6 +38,8 @@ type Harness struct {
 	Sim    *simcloud.Cloud
 	Acts   *activities.Activities
 	Worker worker.Worker
+	// Limits are the governors' limits for the next StartWorker.
+	Limits workflows.GovernorLimits
 }
 
 func New(t testing.TB, delays simcloud.Delays, dbFile string) *Harness {
@@ -57,9 +59,24 @@ func NewWithEnv(t testing.TB, env *simcloud.Environment, delays simcloud.Delays,
 	t.Cleanup(func() { _ = srv.Stop() })
 	sim, err := simcloud.New(env, simcloud.Options{Delays: delays})
 	require.NoError(t, err)
-	h := &Harness{t: t, Srv: srv, Sim: sim}
+	h := &Harness{t: t, Srv: srv, Sim: sim, Limits: workflows.DefaultGovernorLimits}
 	h.Client = h.Dial()
 	h.Acts = &activities.Activities{Cloud: sim, Notifier: &activities.Notifier{SNS: sim, TopicARN: "arn:aws:sns:us-east-1:123456789012:cordon-alerts"}, PollInterval: 50 * time.Millisecond}
+	h.StartWorker()
+	return h
+}
+
+// NewWithCloud is a harness over any cloud provider (the AWS provider on
+// moto in moto_e2e_test.go) and notifier; Sim is nil.
+func NewWithCloud(t testing.TB, cloud activities.CloudProvider, notifier *activities.Notifier, dbFile string) *Harness {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	srv, err := devserver.Start(context.Background(), devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop() })
+	h := &Harness{t: t, Srv: srv}
+	h.Client = h.Dial()
+	h.Acts = &activities.Activities{Cloud: cloud, Notifier: notifier, PollInterval: 50 * time.Millisecond}
 	h.StartWorker()
 	return h
 }
@@ -72,7 +89,7 @@ func (h *Harness) Dial() client.Client {
 }
 
 func (h *Harness) StartWorker() {
-	h.Worker = app.NewWorker(h.Client, h.Acts, worker.Options{})
+	h.Worker = app.NewWorker(h.Client, h.Acts, h.Limits, worker.Options{})
 	require.NoError(h.t, h.Worker.Start())
 	h.t.Cleanup(h.Worker.Stop)
 }

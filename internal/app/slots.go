@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+
+	"github.com/cordonhq/cordon/workflows"
+)
+
+// SlotActivities talk to the blast-radius governors for the incidents: they
+// need a Temporal client, so they live here rather than in activities/.
+type SlotActivities struct {
+	Client client.Client
+	Limits workflows.GovernorLimits
+}
+
+// AcquireSlot asks the group's governor for a slot, starting the governor
+// if needed (update-with-start), and waits for its answer while
+// heartbeating. The update ID is derived from the incident, so a retried
+// request is the same request.
+func (s *SlotActivities) AcquireSlot(ctx context.Context, in workflows.AcquireInput) (workflows.SlotGrant, error) {
+	id := workflows.GovernorID(in.Account, in.Region, in.Group)
+	limits := in.Limits
+	if limits == (workflows.GovernorLimits{}) {
+		limits = s.Limits
+	}
+	start := s.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: in.Region, Group: in.Group, Limits: limits})
+
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, "waiting for the governor of "+in.Group)
+			}
+		}
+	}()
+	h, err := s.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID:     "acquire/" + in.Request.IncidentID,
+			UpdateName:   workflows.UpdateAcquire,
+			Args:         []any{in.Request},
+			WaitForStage: client.WorkflowUpdateStageAccepted,
+		},
+	})
+	if err != nil {
+		return workflows.SlotGrant{}, err
+	}
+	var g workflows.SlotGrant
+	err = h.Get(ctx, &g)
+	return g, err
+}
+
+// ReleaseSlot returns the incident's slot. A governor that is gone has
+// nothing to return.
+func (s *SlotActivities) ReleaseSlot(ctx context.Context, in workflows.AcquireInput) error {
+	err := s.Client.SignalWorkflow(ctx, workflows.GovernorID(in.Account, in.Region, in.Group), "", workflows.SignalReleaseSlot, in.Request)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil
+	}
+	return err
+}
