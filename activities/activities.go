@@ -1033,13 +1033,58 @@ type AttachInput struct {
 	Desired int32 `json:"desired"`
 	// ProtectedFromScaleIn is the instance's recorded scale-in protection.
 	ProtectedFromScaleIn bool `json:"protectedFromScaleIn"`
+	// Before lists the group's members before the incident: they are never
+	// taken as the replacement to scale in.
+	Before []string `json:"before,omitempty"`
+}
+
+// pickReplacement chooses the member to terminate after a release: the newest
+// member launched during the incident (not a member before it), not
+// protected from scale-in, not the released instance, and not carrying a
+// cordon:incident tag (another incident's instance being released). None yet
+// is a retryable error: the group may still be launching it.
+func pickReplacement(ctx context.Context, c Clients, g *astypes.AutoScalingGroup, in AttachInput) (string, error) {
+	var ids []string
+	for _, m := range g.Instances {
+		id := aws.ToString(m.InstanceId)
+		if id == in.InstanceID || slices.Contains(in.Before, id) || aws.ToBool(m.ProtectedFromScaleIn) {
+			continue
+		}
+		if m.LifecycleState != astypes.LifecycleStateInService && m.LifecycleState != astypes.LifecycleStatePending {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return "", fmt.Errorf("no replacement in %s to scale in yet; retrying", in.Group)
+	}
+	out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		return "", wrap("DescribeInstances", err)
+	}
+	best, bestLaunch := "", time.Time{}
+	for _, r := range out.Reservations {
+		for _, inst := range r.Instances {
+			tagged := slices.ContainsFunc(inst.Tags, func(t ec2types.Tag) bool { return aws.ToString(t.Key) == "cordon:incident" })
+			if tagged {
+				continue
+			}
+			if lt := aws.ToTime(inst.LaunchTime); best == "" || lt.After(bestLaunch) || (lt.Equal(bestLaunch) && aws.ToString(inst.InstanceId) > best) {
+				best, bestLaunch = aws.ToString(inst.InstanceId), lt
+			}
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no untagged replacement in %s to scale in yet; retrying", in.Group)
+	}
+	return best, nil
 }
 
 // AttachToGroup puts the instance back into its group. AttachInstances adds
-// one to the desired capacity; to return to the recorded capacity without
-// the group removing the released instance, it is protected from scale-in
-// while the capacity goes back down, then its recorded protection is
-// restored. Each call checks state first, so a retry is harmless.
+// one to the desired capacity; the released instance is protected from
+// scale-in, one replacement launched during the incident is terminated with
+// the desired capacity decremented, and the recorded protection is restored.
+// Each call checks state first, so a retry is harmless.
 func (a *Activities) AttachToGroup(ctx context.Context, in AttachInput) error {
 	c, err := a.clients(ctx, in.Target)
 	if err != nil {
@@ -1068,20 +1113,31 @@ func (a *Activities) AttachToGroup(ctx context.Context, in AttachInput) error {
 			return wrap("AttachInstances", err)
 		}
 	}
+	// Protect the released instance first: from here on no scale-in, ours
+	// or another release's, can pick it.
+	if _, err := c.AutoScaling.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{
+		AutoScalingGroupName: aws.String(in.Group), InstanceIds: []string{in.InstanceID}, ProtectedFromScaleIn: aws.Bool(true),
+	}); err != nil {
+		return wrap("SetInstanceProtection", err)
+	}
 	g, err := describeGroup(ctx, c.AutoScaling, in.Group)
 	if err != nil {
 		return err
 	}
-	if in.Desired > 0 && aws.ToInt32(g.DesiredCapacity) != in.Desired {
-		if _, err := c.AutoScaling.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{
-			AutoScalingGroupName: aws.String(in.Group), InstanceIds: []string{in.InstanceID}, ProtectedFromScaleIn: aws.Bool(true),
-		}); err != nil {
-			return wrap("SetInstanceProtection", err)
+	if in.Desired > 0 && aws.ToInt32(g.DesiredCapacity) > in.Desired {
+		// Attaching added one to the desired capacity. Take it back by
+		// terminating a replacement the group launched during the incident,
+		// never by lowering the desired capacity: that would let the group
+		// pick any unprotected member, such as an instance another release
+		// is re-attaching at the same moment.
+		victim, err := pickReplacement(ctx, c, g, in)
+		if err != nil {
+			return err
 		}
-		if _, err := c.AutoScaling.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
-			AutoScalingGroupName: aws.String(in.Group), DesiredCapacity: aws.Int32(in.Desired), HonorCooldown: aws.Bool(false),
+		if _, err := c.AutoScaling.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+			InstanceId: aws.String(victim), ShouldDecrementDesiredCapacity: aws.Bool(true),
 		}); err != nil {
-			return wrap("SetDesiredCapacity", err)
+			return wrap("TerminateInstanceInAutoScalingGroup", err)
 		}
 	}
 	_, err = c.AutoScaling.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{

@@ -317,6 +317,44 @@ func (c *Cloud) setDesiredCapacity(t time.Time, in *autoscaling.SetDesiredCapaci
 	return &autoscaling.SetDesiredCapacityOutput{}, nil
 }
 
+// TerminateInstanceInAutoScalingGroup implements activities.AutoScalingAPI:
+// the member shuts down; with ShouldDecrementDesiredCapacity the group does
+// not replace it, otherwise it does.
+func (c *Cloud) TerminateInstanceInAutoScalingGroup(ctx context.Context, in *autoscaling.TerminateInstanceInAutoScalingGroupInput, _ ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
+	return call(c, ctx, svcAS, "TerminateInstanceInAutoScalingGroup", in, c.terminateInASG)
+}
+
+func (c *Cloud) terminateInASG(t time.Time, in *autoscaling.TerminateInstanceInAutoScalingGroupInput) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
+	if err := need("TerminateInstanceInAutoScalingGroup", req{"InstanceId", in.InstanceId != nil}, req{"ShouldDecrementDesiredCapacity", in.ShouldDecrementDesiredCapacity != nil}); err != nil {
+		return nil, err
+	}
+	id := *in.InstanceId
+	for _, g := range c.groups.all() {
+		m := g.member(id)
+		if m == nil {
+			continue
+		}
+		if !counts(m) {
+			return nil, apiErr("ValidationError", "Instance %s is not in a state that allows termination (%s).", id, m.lifecycle)
+		}
+		decrement := *in.ShouldDecrementDesiredCapacity
+		if decrement && g.desired-1 < g.min {
+			return nil, apiErr("ValidationError", "Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.min)
+		}
+		if decrement {
+			g.desired--
+		}
+		m.lifecycle = astypes.LifecycleStateTerminating
+		if inst, ok := c.instances.get(id); ok {
+			c.startShutdown(inst, t, true)
+		}
+		c.reconcile(g, t)
+		act := c.activity(g, t, "Terminating EC2 instance: "+id, fmt.Sprintf("At %s instance %s was taken out of service in response to a user request.", t.UTC().Format(time.RFC3339), id))
+		return &autoscaling.TerminateInstanceInAutoScalingGroupOutput{Activity: &act}, nil
+	}
+	return nil, apiErr("ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
+}
+
 // SetInstanceProtection implements activities.AutoScalingAPI.
 func (c *Cloud) SetInstanceProtection(ctx context.Context, in *autoscaling.SetInstanceProtectionInput, _ ...func(*autoscaling.Options)) (*autoscaling.SetInstanceProtectionOutput, error) {
 	return call(c, ctx, svcAS, "SetInstanceProtection", in, c.setInstanceProtection)

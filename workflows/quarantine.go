@@ -857,12 +857,19 @@ func (inc *incident) release(ctx workflow.Context) error {
 		inc.releaseErr = err.Error()
 		return err
 	}
-	// Undo newest-first: tags, termination protection, security groups,
-	// target registration, group membership.
-	if err := inc.do(ctx, "release-tags", func() (string, error) {
-		return "removed cordon tags", workflow.ExecuteActivity(actx, a.UntagResources, activities.TagsInput{Target: t, ResourceIDs: []string{id}, Tags: inc.tags("")}).Get(ctx, nil)
-	}); err != nil {
-		return fail(err)
+	// Undo: termination protection, security groups, group membership,
+	// target registration, then the incident's tags (before version 1 of
+	// "release-tags-last" the tags went first).
+	untag := func() error {
+		return inc.do(ctx, "release-tags", func() (string, error) {
+			return "removed cordon tags", workflow.ExecuteActivity(actx, a.UntagResources, activities.TagsInput{Target: t, ResourceIDs: []string{id}, Tags: inc.tags("")}).Get(ctx, nil)
+		})
+	}
+	tagsLast := workflow.GetVersion(ctx, "release-tags-last", workflow.DefaultVersion, 1) == 1
+	if !tagsLast {
+		if err := untag(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := inc.do(ctx, "release-termination-protection", func() (string, error) {
 		return fmt.Sprint(ps.TerminationProtection), workflow.ExecuteActivity(actx, a.SetTerminationProtection,
@@ -881,6 +888,7 @@ func (inc *incident) release(ctx workflow.Context) error {
 		if err := inc.do(ctx, "release-attach", func() (string, error) {
 			return fmt.Sprintf("%s, desired %d", ps.AutoScalingGroup, ps.DesiredCapacity), workflow.ExecuteActivity(actx, a.AttachToGroup, activities.AttachInput{
 				Target: t, InstanceID: id, Group: ps.AutoScalingGroup, Desired: ps.DesiredCapacity, ProtectedFromScaleIn: ps.ProtectedFromScaleIn,
+				Before: inc.groupMembers,
 			}).Get(ctx, nil)
 		}); err != nil {
 			return fail(err)
@@ -891,6 +899,13 @@ func (inc *incident) release(ctx workflow.Context) error {
 			return fmt.Sprintf("%d target group(s)", len(ps.TargetGroupARNs)), workflow.ExecuteActivity(actx, a.RegisterTargets,
 				activities.TargetsInput{Target: t, InstanceID: id, TargetGroupARNs: ps.TargetGroupARNs}).Get(ctx, nil)
 		}); err != nil {
+			return fail(err)
+		}
+	}
+	// Tags last: while the instance carries cordon:incident, a concurrent
+	// release in the same group never takes it for a replacement.
+	if tagsLast {
+		if err := untag(); err != nil {
 			return fail(err)
 		}
 	}
