@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/cordonhq/cordon/alexa"
 	"github.com/cordonhq/cordon/internal/app"
 )
 
@@ -114,8 +116,18 @@ func cmdServe(c *cli.Context, out io.Writer) error {
 		_, err := t.Client.CheckHealth(ctx, nil)
 		return err
 	}
-	s := newServer(log, ready)
+	var eps []endpoint
+	routes := []string{"GET /healthz", "GET /metrics"}
+	if id := c.String("alexa-skill-id"); id != "" {
+		eps = append(eps, endpoint{"POST /alexa", alexa.NewHTTPHandler(alexa.Config{
+			SkillID: id,
+			Users:   c.StringSlice("alexa-user"),
+			Logger:  log,
+		}, alexa.NewSkill(t.Client, log))})
+		routes = append(routes, "POST /alexa")
+	}
+	s := newServer(log, ready, eps...)
 	return s.run(c.Context, c.String("listen"), c.String("tls-cert"), c.String("tls-key"), func(u string) {
-		fmt.Fprintf(out, "serving on %s (GET /healthz, GET /metrics)\n", u)
+		fmt.Fprintf(out, "serving on %s (%s)\n", u, strings.Join(routes, ", "))
 	})
 }

@@ -53,6 +53,8 @@ func ServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listen", EnvVars: []string{"CORDON_LISTEN"}, Value: "127.0.0.1:8080", Usage: "address to serve on"},
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CORDON_TLS_CERT"}, Usage: "TLS certificate file (omit behind a TLS-terminating load balancer)"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CORDON_TLS_KEY"}, Usage: "TLS key file"},
+		&cli.StringFlag{Name: "alexa-skill-id", EnvVars: []string{"CORDON_ALEXA_SKILL_ID"}, Usage: "serve POST /alexa for this Alexa skill (amzn1.ask.skill.…); requests are verified as the Alexa Skills Kit requires"},
+		&cli.StringSliceFlag{Name: "alexa-user", EnvVars: []string{"CORDON_ALEXA_USERS"}, Usage: "Alexa user IDs allowed to steer incidents (default: any user of the skill)"},
 	}
 }
 
