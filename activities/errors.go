@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -97,6 +98,7 @@ var errorCodes = map[string]classification{
 	"NotFound":                      {NonRetryable, ErrNotFound},
 	"InvalidInstanceAttributeValue": {NonRetryable, ErrInvalidRequest},
 	"InvalidAMIID.Malformed":        {NonRetryable, ErrInvalidRequest},
+	"InvalidID":                     {NonRetryable, ErrInvalidRequest}, // CreateTags/DeleteTags with a malformed resource ID
 	"InstanceLimitExceeded":         {NonRetryable, ErrNoCapacity},
 	"VcpuLimitExceeded":             {NonRetryable, ErrNoCapacity},
 	"Unsupported":                   {NonRetryable, ErrInvalidRequest},
@@ -124,6 +126,11 @@ func Classify(err error) (Kind, string) {
 	if code := ErrorCode(err); code != "" {
 		if c, ok := errorCodes[code]; ok {
 			return c.kind, c.appType
+		}
+		// Every "<Resource>ID.Malformed" (InvalidGroupId.Malformed,
+		// InvalidNetworkInterfaceID.Malformed, ...) is a bad request.
+		if strings.HasSuffix(code, ".Malformed") {
+			return NonRetryable, ErrInvalidRequest
 		}
 		// 5xx responses without a listed code are transient.
 		var re *smithyhttp.ResponseError
@@ -157,4 +164,11 @@ func wrap(op string, err error) error {
 // permanent returns a non-retryable application error of the given type.
 func permanent(appType, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), appType, nil)
+}
+
+// isTransport reports whether err is a network or deadline failure, not an
+// answer from AWS.
+func isTransport(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
