@@ -875,12 +875,39 @@ func (a *Activities) WaitInstanceRunning(ctx context.Context, in InstanceInput) 
 	}
 }
 
-// TerminateInstance terminates an instance. Terminating a terminated
-// instance succeeds on AWS, so retries are safe.
-func (a *Activities) TerminateInstance(ctx context.Context, in InstanceInput) error {
+// TerminateInput names the instance to terminate.
+type TerminateInput struct {
+	Target
+	InstanceID string `json:"instanceID"`
+	// LiftProtection turns termination protection off first (Cordon set it
+	// during isolation).
+	LiftProtection bool `json:"liftProtection,omitempty"`
+}
+
+// TerminateInstance terminates an instance, first lifting termination
+// protection when asked. An instance already shutting down or terminated
+// (or long gone) is a success, so a retry or a race with the group is safe.
+func (a *Activities) TerminateInstance(ctx context.Context, in TerminateInput) error {
 	c, err := a.clients(ctx, in.Target)
 	if err != nil {
 		return err
+	}
+	inst, err := describeInstance(ctx, c.EC2, in.InstanceID)
+	if ErrorCode(err) == "InvalidInstanceID.NotFound" || (err == nil && inst == nil) {
+		return nil
+	}
+	if err != nil {
+		return wrap("DescribeInstances", err)
+	}
+	if inst.State.Name == ec2types.InstanceStateNameTerminated || inst.State.Name == ec2types.InstanceStateNameShuttingDown {
+		return nil
+	}
+	if in.LiftProtection {
+		if _, err := c.EC2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+			InstanceId: aws.String(in.InstanceID), DisableApiTermination: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)},
+		}); err != nil {
+			return wrap("ModifyInstanceAttribute", err)
+		}
 	}
 	_, err = c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in.InstanceID}})
 	if ErrorCode(err) == "InvalidInstanceID.NotFound" {

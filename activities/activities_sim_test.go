@@ -327,7 +327,7 @@ func TestPreflightProtectedByTag(t *testing.T) {
 // bareEnv is a VPC with an instance and nothing of Cordon's: no isolation
 // groups, no quarantine subnet, no Auto Scaling group.
 const bareEnv = `
-account: "111122223333"
+account: "123456789012"
 region: us-east-1
 vpcs:
   - id: vpc-0b1e2a3d4c5f60718
@@ -737,7 +737,7 @@ func TestLaunchQuarantineCopyWithoutSubnet(t *testing.T) {
 
 func TestTerminateInstance(t *testing.T) {
 	h := seed(t)
-	in := activities.InstanceInput{Target: tgt, InstanceID: twoENI}
+	in := activities.TerminateInput{Target: tgt, InstanceID: twoENI}
 	require.NoError(t, h.exec(h.acts.SetTerminationProtection, activities.TerminationProtectionInput{Target: tgt, InstanceID: twoENI, Enabled: true}))
 
 	err := h.exec(h.acts.TerminateInstance, in)
@@ -748,8 +748,19 @@ func TestTerminateInstance(t *testing.T) {
 	require.NoError(t, h.exec(h.acts.TerminateInstance, in))
 	require.Equal(t, "terminated", h.instance(twoENI).State)
 	require.NoError(t, h.exec(h.acts.TerminateInstance, in), "terminating a terminated instance is fine")
-	require.NoError(t, h.exec(h.acts.TerminateInstance, activities.InstanceInput{Target: tgt, InstanceID: "i-0123456789abcdef0"}),
+	require.NoError(t, h.exec(h.acts.TerminateInstance, activities.TerminateInput{Target: tgt, InstanceID: "i-0123456789abcdef0"}),
 		"an instance gone long ago is fine")
+}
+
+func TestTerminateInstanceLiftsProtection(t *testing.T) {
+	h := seed(t)
+	require.NoError(t, h.exec(h.acts.SetTerminationProtection, activities.TerminationProtectionInput{Target: tgt, InstanceID: twoENI, Enabled: true}))
+	in := activities.TerminateInput{Target: tgt, InstanceID: twoENI, LiftProtection: true}
+	require.NoError(t, h.exec(h.acts.TerminateInstance, in))
+	require.Equal(t, "terminated", h.instance(twoENI).State)
+	before := len(h.cloud.Mutations())
+	require.NoError(t, h.exec(h.acts.TerminateInstance, in), "a retry after success changes nothing")
+	require.Equal(t, before, len(h.cloud.Mutations()), "no protection change on a terminated instance")
 }
 
 func TestWaitGroupHealedAfterDetach(t *testing.T) {

@@ -101,15 +101,18 @@ type Cloud struct {
 	account string
 	region  string
 
-	vpcs         table[*vpc]
-	subnets      table[*subnet]
-	secGroups    table[*secGroup]
-	instances    table[*instance]
-	enis         map[string]*instance // ENI ID → owning instance
-	volumes      map[string]*instance // volume ID → owning instance
-	images       table[*image]
-	snapshots    table[*snapshot]
-	groups       table[*asGroup]
+	vpcs      table[*vpc]
+	subnets   table[*subnet]
+	secGroups table[*secGroup]
+	instances table[*instance]
+	enis      map[string]*instance // ENI ID → owning instance
+	volumes   map[string]*instance // volume ID → owning instance
+	images    table[*image]
+	snapshots table[*snapshot]
+	groups    table[*asGroup]
+
+	regionsOnce  sync.Once
+	regions      map[string]bool     // regions of the environment, for Clients
 	targetGroups table[*targetGroup] // by ARN
 	topics       table[string]
 	tokens       map[string]*runToken
@@ -202,6 +205,20 @@ func New(env *Environment, opts Options) (*Cloud, error) {
 func (c *Cloud) Clients(ctx context.Context, account, region string) (activities.Clients, error) {
 	if err := ctx.Err(); err != nil {
 		return activities.Clients{}, err
+	}
+	if account != c.account {
+		return activities.Clients{}, fmt.Errorf("account %s is not in the simulated environment (its account is %s)", account, c.account)
+	}
+	c.regionsOnce.Do(func() {
+		c.regions = map[string]bool{c.region: true}
+		for _, in := range c.Instances() {
+			if in.Region != "" {
+				c.regions[in.Region] = true
+			}
+		}
+	})
+	if !c.regions[region] {
+		return activities.Clients{}, fmt.Errorf("region %q is not in the simulated environment", region)
 	}
 	return activities.Clients{EC2: c, AutoScaling: c, ELBv2: c}, nil
 }

@@ -218,10 +218,10 @@ func TestSeedLoadsTheCaptureFleet(t *testing.T) {
 	require.True(t, bytes.Equal(a, b), "testdata/sim/seed.yaml differs from simcloud/testdata/seed.yaml")
 }
 
-func TestClientsReturnTheSameCloudForEveryAccount(t *testing.T) {
+func TestClientsReturnTheSameCloudForEveryRegion(t *testing.T) {
 	c := newCloud(t)
 	for _, region := range []string{"us-east-1", "eu-west-1"} {
-		cl, err := c.Clients(ctx, "999999999999", region)
+		cl, err := c.Clients(ctx, "123456789012", region)
 		require.NoError(t, err)
 		require.Same(t, c, cl.EC2)
 		require.Same(t, c, cl.AutoScaling)
@@ -1057,4 +1057,12 @@ func TestQuarantineRunbook(t *testing.T) {
 	require.Empty(t, cp.IAMInstanceProfile)
 	require.Empty(t, cp.PublicIP)
 	require.Len(t, c.Published(), 1)
+}
+
+func TestClientsRefuseUnknownAccountAndRegion(t *testing.T) {
+	c := newCloud(t)
+	_, err := c.Clients(ctx, "999999999999", "us-east-1")
+	require.ErrorContains(t, err, "account 999999999999 is not in the simulated environment")
+	_, err = c.Clients(ctx, "123456789012", "mars-1")
+	require.ErrorContains(t, err, `region "mars-1" is not in the simulated environment`)
 }

@@ -63,7 +63,9 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 		Cloud: "sim", SimEnv: filepath.Join(data, "sim/seed.yaml"), SimDelays: delays,
 		TopicARN: demoTopic, PollInterval: 100 * time.Millisecond,
 	}
-	log := app.Logger(slog.LevelError)
+	// The embedded server logs only what would stop the demo; incidents
+	// report their own failures.
+	log := app.Logger(slog.LevelError + 4)
 	cloud, err := app.NewCloud(ctx, cfg)
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "\n%d incident(s) in %s\n\n", len(final), time.Since(start).Round(100*time.Millisecond))
-	printTable(ctx, out, final, cloud, t.UIURL())
+	printTable(ctx, out, final, cloud, t.UIURL(), c.Bool("keep"))
 	if n := len(cloud.Sim.Published()); n > 0 {
 		fmt.Fprintf(out, "\n%d alert(s) published to %s\n", n, demoTopic)
 	}
@@ -213,7 +215,7 @@ func phaseNote(st workflows.Status, p workflows.Phase) string {
 	return ""
 }
 
-func printTable(ctx context.Context, out io.Writer, final map[string]workflows.Status, cloud *app.Cloud, ui string) {
+func printTable(ctx context.Context, out io.Writer, final map[string]workflows.Status, cloud *app.Cloud, ui string, keep bool) {
 	ids := make([]string, 0, len(final))
 	for id := range final {
 		ids = append(ids, id)
@@ -221,7 +223,7 @@ func printTable(ctx context.Context, out io.Writer, final map[string]workflows.S
 	sort.Strings(ids)
 	repl := assignReplacements(ctx, cloud, final)
 	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "INCIDENT\tINSTANCE\tBAD IP\tOUTCOME\tPHASES\tQUARANTINE COPY\tREPLACEMENT\tIMAGE DELETED\tSNAPSHOTS KEPT")
+	fmt.Fprintln(tw, "INCIDENT\tINSTANCE\tBAD IP\tOUTCOME\tQUARANTINE COPY\tREPLACEMENT\tIMAGE DELETED\tSNAPSHOTS KEPT")
 	for _, id := range ids {
 		st := final[id]
 		r := st.Resources
@@ -233,12 +235,24 @@ func printTable(ctx context.Context, out io.Writer, final map[string]workflows.S
 		if !r.SnapshotsDeleted {
 			kept = len(r.SnapshotIDs)
 		}
-		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%t\t%d\n", shortID(id), st.InstanceID, instanceState(ctx, cloud, st, st.InstanceID), st.BadIP, st.Outcome,
-			phaseDurations(st), copyDesc, repl[id], r.ImageDeregistered, kept)
+		state := instanceState(ctx, cloud, st, st.InstanceID)
+		if r.OriginalTerminated {
+			state = "terminated"
+		}
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%t\t%d\n", shortID(id), st.InstanceID, state, st.BadIP, st.Outcome,
+			copyDesc, repl[id], r.ImageDeregistered, kept)
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(out, "\nPhases and their durations:")
+	for _, id := range ids {
+		fmt.Fprintf(out, "  %-21s %s\n", shortID(id), phaseDurations(final[id]))
+	}
 	if g := groupLine(ctx, cloud, final); g != "" {
 		fmt.Fprintln(out, "\n"+g)
+	}
+	if !keep {
+		fmt.Fprintln(out, "\nRun `starter demo --keep` to browse these incidents in the Web UI afterwards.")
+		return
 	}
 	fmt.Fprintln(out, "\nWeb UI:")
 	for _, id := range ids {

@@ -36,6 +36,10 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newApp(stdout, stderr)
 	if err := cmd.RunContext(ctx, positionalLast(args)); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "starter: interrupted")
+			return 130
+		}
 		fmt.Fprintln(stderr, "starter:", err)
 		return 1
 	}
@@ -213,9 +217,18 @@ func cmdQuarantine(c *cli.Context, out io.Writer) error {
 		Evidence: workflows.Evidence{Source: c.String("by"), BadIP: c.String("bad-ip"), Reason: c.String("reason"), Time: time.Now().UTC()},
 		Policy:   p, UIBaseURL: t.UIURL(),
 	}
+	id := workflows.IncidentID(in.Account, in.Region, in.InstanceID)
+	wasOpen := false
+	if d, err := t.Client.DescribeWorkflowExecution(c.Context, id, ""); err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() == nil {
+		wasOpen = true
+	}
 	run, err := workflows.Open(c.Context, t.Client, in)
 	if err != nil {
 		return err
+	}
+	if wasOpen {
+		fmt.Fprintf(out, "incident %s was already open: this alert was added to it as evidence; it keeps its own policy (the policy flags of this call are not applied)\n", run.GetID())
+		return nil
 	}
 	fmt.Fprintf(out, "incident %s open (run %s)\n", run.GetID(), run.GetRunID())
 	return reportPreflight(c.Context, t, run.GetID(), out)

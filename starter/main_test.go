@@ -112,3 +112,14 @@ func TestQuarantineUnknownInstanceSaysSo(t *testing.T) {
 	require.Contains(t, out, "outcome instance-gone")
 	require.Contains(t, out, "i-0123456789abcdef0 is unknown")
 }
+
+func TestDecideOnClosedIncidentSaysItIsClosed(t *testing.T) {
+	h := withServer(t, simcloud.Delays{})
+	code, _, errOut := runCLI(t, "quarantine", "--instance", "i-085a2fa5fa92cd19c", "--account", "123456789012", "--region", "us-east-1")
+	require.Equal(t, 0, code, errOut)
+	id := workflows.IncidentID("123456789012", "us-east-1", "i-085a2fa5fa92cd19c")
+	h.WaitFinal([]string{id}, time.Minute)
+	code, _, errOut = runCLI(t, "release", id)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "is closed (resolved): nothing to release")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,7 +48,7 @@ func uiLink(base, namespace, id string) string {
 	if base == "" {
 		return ""
 	}
-	return strings.TrimRight(base, "/") + "/namespaces/" + namespace + "/workflows/" + id
+	return strings.TrimRight(base, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/" + url.PathEscape(id)
 }
 
 func printStatus(out io.Writer, st workflows.Status, uiBase string) {

@@ -4,10 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"regexp"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+)
+
+var (
+	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 )
 
 // Open starts the incident for in.InstanceID, or, when one is already open,
@@ -19,6 +27,17 @@ func Open(ctx context.Context, c client.Client, in QuarantineInput) (client.Work
 	}
 	if in.Account == "" || in.Region == "" {
 		return nil, fmt.Errorf("incident for %s needs an account and a region", in.InstanceID)
+	}
+	if !accountPattern.MatchString(in.Account) {
+		return nil, fmt.Errorf("account %q is not a 12-digit AWS account ID", in.Account)
+	}
+	if !regionPattern.MatchString(in.Region) {
+		return nil, fmt.Errorf("region %q is not an AWS region name such as us-east-1", in.Region)
+	}
+	if in.Evidence.BadIP != "" {
+		if _, err := netip.ParseAddr(in.Evidence.BadIP); err != nil {
+			return nil, fmt.Errorf("bad IP %q is not an IPv4 or IPv6 address", in.Evidence.BadIP)
+		}
 	}
 	if _, err := in.Policy.Normalize(); err != nil {
 		return nil, err
@@ -63,12 +82,34 @@ func Decide(ctx context.Context, c client.Client, id, update string, d Decision)
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			if closed := closedIncident(ctx, c, id); closed != "" {
+				return st, fmt.Errorf("incident %s is closed (%s): nothing to %s", id, closed, update)
+			}
+		}
 		return st, notFound(id, err)
 	}
 	if err := h.Get(ctx, &st); err != nil {
 		return st, err
 	}
 	return st, nil
+}
+
+// closedIncident returns the final phase of a closed incident ("resolved"),
+// or "" when it is not a closed incident.
+func closedIncident(ctx context.Context, c client.Client, id string) string {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil || d.GetWorkflowExecutionInfo().GetCloseTime() == nil {
+		return ""
+	}
+	if p, ok := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[SAPhase.GetName()]; ok {
+		var phase string
+		if converter.GetDefaultDataConverter().FromPayload(p, &phase) == nil && phase != "" {
+			return phase
+		}
+	}
+	return "closed"
 }
 
 // ErrNoIncident reports an incident ID that does not exist or is closed.

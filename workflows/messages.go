@@ -159,7 +159,10 @@ func (p Policy) Normalize() (Policy, error) {
 	if p.Approval != ApprovalNone && p.Approval != ApprovalBeforeDestructive {
 		return p, fmt.Errorf("policy: approval %q is not one of none, before-destructive", p.Approval)
 	}
-	if p.ApprovalTimeout <= 0 {
+	if p.ApprovalTimeout < 0 || p.HealTimeout < 0 || p.ImageTimeout < 0 {
+		return p, fmt.Errorf("policy: timeouts must not be negative")
+	}
+	if p.ApprovalTimeout == 0 {
 		p.ApprovalTimeout = DefaultApprovalTimeout
 	}
 	if p.OnDeadline == "" {

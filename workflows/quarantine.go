@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"time"
@@ -404,7 +405,7 @@ func (inc *incident) alert(ctx workflow.Context, phase, severity, light, summary
 	})
 	url := ""
 	if inc.in.UIBaseURL != "" {
-		url = strings.TrimRight(inc.in.UIBaseURL, "/") + "/namespaces/" + workflow.GetInfo(ctx).Namespace + "/workflows/" + inc.st.IncidentID
+		url = strings.TrimRight(inc.in.UIBaseURL, "/") + "/namespaces/" + neturl.PathEscape(workflow.GetInfo(ctx).Namespace) + "/workflows/" + neturl.PathEscape(inc.st.IncidentID)
 	}
 	var res activities.NotifyResult
 	err := workflow.ExecuteActivity(actx, a.Notify, activities.Alert{
@@ -753,14 +754,24 @@ func (inc *incident) terminate(ctx workflow.Context) error {
 	inc.setPhase(ctx, PhaseTerminating)
 	actx := inc.mutOpts(ctx)
 	t := inc.target
+	oneCall := workflow.GetVersion(ctx, "terminate-one-activity", workflow.DefaultVersion, 1) == 1
 	return inc.do(ctx, "terminate", func() (string, error) {
 		inc.protectionOff = true
-		if err := workflow.ExecuteActivity(actx, a.SetTerminationProtection,
-			activities.TerminationProtectionInput{Target: t, InstanceID: inc.in.InstanceID, Enabled: false}).Get(ctx, nil); err != nil {
-			return "", err
-		}
-		if err := workflow.ExecuteActivity(actx, a.TerminateInstance, activities.InstanceInput{Target: t, InstanceID: inc.in.InstanceID}).Get(ctx, nil); err != nil {
-			return "", err
+		if oneCall {
+			// Lifts protection and terminates; an instance already gone
+			// (the group or a person got there first) is a success.
+			if err := workflow.ExecuteActivity(actx, a.TerminateInstance,
+				activities.TerminateInput{Target: t, InstanceID: inc.in.InstanceID, LiftProtection: true}).Get(ctx, nil); err != nil {
+				return "", err
+			}
+		} else {
+			if err := workflow.ExecuteActivity(actx, a.SetTerminationProtection,
+				activities.TerminationProtectionInput{Target: t, InstanceID: inc.in.InstanceID, Enabled: false}).Get(ctx, nil); err != nil {
+				return "", err
+			}
+			if err := workflow.ExecuteActivity(actx, a.TerminateInstance, activities.TerminateInput{Target: t, InstanceID: inc.in.InstanceID}).Get(ctx, nil); err != nil {
+				return "", err
+			}
 		}
 		inc.destroyed = true
 		inc.protectionOff = false
@@ -928,8 +939,9 @@ func (inc *incident) release(ctx workflow.Context) error {
 // stays isolated, the image is kept, an operator is alerted.
 func (inc *incident) needsAttention(ctx workflow.Context, cause string) {
 	if inc.protectionOff && !inc.destroyed {
-		// Terminate failed after protection was lifted: put it back.
-		actx := inc.mutOpts(ctx)
+		// Terminate failed after protection may have been lifted: put it
+		// back, briefly (the instance may be gone, which is why it failed).
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})
 		_ = workflow.ExecuteActivity(actx, a.SetTerminationProtection,
 			activities.TerminationProtectionInput{Target: inc.target, InstanceID: inc.in.InstanceID, Enabled: true}).Get(ctx, nil)
 		inc.protectionOff = false

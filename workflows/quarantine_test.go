@@ -156,7 +156,7 @@ func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 		f.rec("WaitInstanceRunning", in)
 		return nil
 	})
-	env.OnActivity(a.TerminateInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.InstanceInput) error {
+	env.OnActivity(a.TerminateInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TerminateInput) error {
 		f.rec("TerminateInstance", in)
 		return nil
 	})
@@ -246,10 +246,11 @@ func (s *QuarantineSuite) TestHappyPath() {
 	s.Equal([]string{"sg-transition"}, swaps[0].(activities.ENIGroupsInput).GroupIDs)
 	s.Equal([]string{"sg-iso"}, swaps[1].(activities.ENIGroupsInput).GroupIDs)
 	s.Equal("eni-b", swaps[3].(activities.ENIGroupsInput).ENIID)
-	// Protection on during isolation, off right before termination.
+	// Protection on during isolation, lifted by the termination itself.
 	prot := f.args["SetTerminationProtection"]
+	s.Len(prot, 1)
 	s.True(prot[0].(activities.TerminationProtectionInput).Enabled)
-	s.False(prot[1].(activities.TerminationProtectionInput).Enabled)
+	s.True(f.args["TerminateInstance"][0].(activities.TerminateInput).LiftProtection)
 	// The copy goes to the quarantine subnet with only the isolation group and a client token.
 	cp := f.args["LaunchQuarantineCopy"][0].(activities.LaunchCopyInput)
 	s.Equal("subnet-q", cp.SubnetID)

@@ -89,6 +89,9 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		return cfg, err
 	}
 	cfg.Roles = roles
+	if cfg.PollInterval < 0 {
+		return cfg, fmt.Errorf("--poll %s: must be positive", cfg.PollInterval)
+	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 15 * time.Second
 		if cfg.Cloud == "sim" {
