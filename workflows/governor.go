@@ -12,12 +12,16 @@ import (
 )
 
 // Governor is the blast-radius governor of one Auto Scaling group: an entity
-// workflow every incident asks (UpdateAcquire) before it takes an instance
-// out of service. It never lets the group drop below MinHealthy healthy
+// workflow every incident asks (SignalSlotRequest) before it takes an
+// instance out of service, and which answers the incident (SignalSlotGrant)
+// when it may. It never lets the group drop below MinHealthy healthy
 // in-service instances (counting incidents already in flight), caps the
 // incidents handled at once, and trips a breaker after BreakerCount incidents
 // within BreakerWindow: then incidents stop after reversible isolation and
 // wait for approval, and the operator is alerted, until reset.
+//
+// Requests and releases are signals, so any number of incidents can wait
+// without holding anything open on the server.
 func Governor(ctx workflow.Context, in GovernorInput) error {
 	g := &governor{in: in}
 	if in.State != nil {
@@ -29,10 +33,13 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 	if g.st.InFlight == nil {
 		g.st.InFlight = map[string]InFlightSlot{}
 	}
+	g.instances = map[string]string{}
+	g.waited = map[string]bool{}
 	if err := workflow.SetQueryHandler(ctx, QueryGovernor, func() (GovernorStatus, error) { return g.st, nil }); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAcquire, g.acquire, workflow.UpdateHandlerOptions{
+	// Version 1 incidents asked with a blocking update; keep answering them.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAcquire, g.acquireV1, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, r SlotRequest) error {
 			if r.IncidentID == "" || r.InstanceID == "" {
 				return fmt.Errorf("acquire needs an incident ID and an instance ID")
@@ -51,6 +58,7 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 	}); err != nil {
 		return err
 	}
+	requests := workflow.GetSignalChannel(ctx, SignalSlotRequest)
 	releases := workflow.GetSignalChannel(ctx, SignalReleaseSlot)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -62,15 +70,34 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 			g.changed++
 		}
 	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r SlotRequest
+			if !requests.Receive(ctx, &r) {
+				return
+			}
+			g.enqueue(ctx, r)
+		}
+	})
 	for {
+		g.expire(workflow.Now(ctx))
+		if err := g.grantWaiting(ctx); err != nil {
+			return err
+		}
+		for _, id := range g.st.Waiting {
+			g.waited[id] = true
+		}
+		wait := 24 * time.Hour
+		if len(g.st.Waiting) > 0 {
+			wait = g.st.Limits.RecheckInterval // capacity may have come back
+		}
 		seen := g.changed
-		ok, err := workflow.AwaitWithTimeout(ctx, 24*time.Hour, func() bool { return g.changed != seen })
+		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return g.changed != seen })
 		if err != nil {
 			return err
 		}
-		g.expire(workflow.Now(ctx))
 		idle := len(g.st.InFlight) == 0 && len(g.st.Waiting) == 0 && workflow.AllHandlersFinished(ctx)
-		if !ok && idle && !g.st.Tripped {
+		if !ok && idle && !g.st.Tripped && wait == 24*time.Hour {
 			return nil // a day without incidents: the next one starts a fresh governor
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && len(g.st.Waiting) == 0 && workflow.AllHandlersFinished(ctx) {
@@ -81,9 +108,11 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 }
 
 type governor struct {
-	in      GovernorInput
-	st      GovernorStatus
-	changed int
+	in        GovernorInput
+	st        GovernorStatus
+	changed   int
+	instances map[string]string // waiting incident → instance
+	waited    map[string]bool   // waiting incidents that were held back at least once
 }
 
 // slotTTL drops a slot whose incident never returned it (killed workflow).
@@ -99,50 +128,97 @@ func (g *governor) expire(now time.Time) {
 	g.st.Recent = slices.DeleteFunc(g.st.Recent, func(t time.Time) bool { return now.Sub(t) > lim.BreakerWindow })
 }
 
-func (g *governor) acquire(ctx workflow.Context, r SlotRequest) (SlotGrant, error) {
+func (g *governor) enqueue(ctx workflow.Context, r SlotRequest) {
+	if r.IncidentID == "" || r.InstanceID == "" {
+		return
+	}
+	if _, ok := g.st.InFlight[r.IncidentID]; ok {
+		// A repeated request (the incident's activity retried): answer again.
+		g.answer(ctx, r.IncidentID, SlotGrant{Decision: SlotProceed, Reason: "slot already held"})
+		return
+	}
+	if slices.Contains(g.st.Waiting, r.IncidentID) {
+		return
+	}
+	g.st.Waiting = append(g.st.Waiting, r.IncidentID)
+	g.instances[r.IncidentID] = r.InstanceID
+	g.changed++
+}
+
+// grantWaiting grants queued requests in order while a slot is free and the
+// group keeps enough healthy capacity.
+func (g *governor) grantWaiting(ctx workflow.Context) error {
+	lim := g.st.Limits
+	for len(g.st.Waiting) > 0 && len(g.st.InFlight) < lim.MaxConcurrent {
+		id := g.st.Waiting[0]
+		r := SlotRequest{IncidentID: id, InstanceID: g.instances[id]}
+		healthy, err := g.capacity(ctx, r)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("capacity check failed; retrying", "group", g.in.Group, "error", err)
+			return nil
+		}
+		if healthy < lim.MinHealthy {
+			return nil // wait: the group must keep MinHealthy healthy instances
+		}
+		grant := g.decide(ctx)
+		grant.Waited = g.waited[id]
+		g.st.Waiting = g.st.Waiting[1:]
+		delete(g.instances, id)
+		delete(g.waited, id)
+		now := workflow.Now(ctx)
+		g.st.InFlight[id] = InFlightSlot{InstanceID: r.InstanceID, Since: now}
+		g.st.Recent = append(g.st.Recent, now)
+		g.changed++
+		g.answer(ctx, id, grant)
+	}
+	return nil
+}
+
+// decide says whether the next grant proceeds or holds (breaker).
+func (g *governor) decide(ctx workflow.Context) SlotGrant {
+	lim := g.st.Limits
+	if !g.st.Tripped && len(g.st.Recent) >= lim.BreakerCount {
+		g.st.Tripped = true
+		g.alert(ctx, fmt.Sprintf("breaker tripped for group %s: %d incidents within %s; new incidents stop after isolation and wait for approval until reset (starter governor reset --group %s)",
+			g.in.Group, len(g.st.Recent), lim.BreakerWindow, g.in.Group))
+	}
+	if g.st.Tripped {
+		return SlotGrant{Decision: SlotHold, Reason: fmt.Sprintf("breaker tripped for group %s: approve to go on, or reset the breaker", g.in.Group)}
+	}
+	return SlotGrant{Decision: SlotProceed}
+}
+
+// answer signals the incident; an incident that is gone gives its slot back.
+func (g *governor) answer(ctx workflow.Context, incidentID string, grant SlotGrant) {
+	if err := workflow.SignalExternalWorkflow(ctx, incidentID, "", SignalSlotGrant, grant).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("incident gone; slot returned", "incidentID", incidentID, "error", err)
+		delete(g.st.InFlight, incidentID)
+		g.changed++
+	}
+}
+
+// acquireV1 answers version-1 incidents, which wait in an update.
+func (g *governor) acquireV1(ctx workflow.Context, r SlotRequest) (SlotGrant, error) {
 	if _, ok := g.st.InFlight[r.IncidentID]; ok {
 		return SlotGrant{Decision: SlotProceed, Reason: "slot already held"}, nil
 	}
 	lim := g.st.Limits
-	g.expire(workflow.Now(ctx))
-	grant := SlotGrant{Decision: SlotProceed}
-	if !g.st.Tripped && len(g.st.Recent) >= lim.BreakerCount {
-		g.st.Tripped = true
-		g.alert(ctx, fmt.Sprintf("breaker tripped for group %s: %d incidents within %s; new incidents stop after isolation and wait for approval until reset (starter governor reset %s)",
-			g.in.Group, len(g.st.Recent), lim.BreakerWindow, g.in.Group))
-	}
-	if g.st.Tripped {
-		grant.Decision = SlotHold
-		grant.Reason = fmt.Sprintf("breaker tripped for group %s: approve to go on, or reset the breaker", g.in.Group)
-	}
-	g.st.Waiting = append(g.st.Waiting, r.IncidentID)
-	g.changed++
-	defer func() {
-		g.st.Waiting = slices.DeleteFunc(g.st.Waiting, func(id string) bool { return id == r.IncidentID })
-		g.changed++
-	}()
 	for {
-		err := workflow.Await(ctx, func() bool {
-			return g.st.Waiting[0] == r.IncidentID && len(g.st.InFlight) < lim.MaxConcurrent
-		})
-		if err != nil {
+		if err := workflow.Await(ctx, func() bool { return len(g.st.InFlight) < lim.MaxConcurrent }); err != nil {
 			return SlotGrant{}, err
 		}
-		healthy, err := g.capacity(ctx, r)
-		if err == nil && healthy >= lim.MinHealthy {
+		if healthy, err := g.capacity(ctx, r); err == nil && healthy >= lim.MinHealthy {
 			break
-		}
-		grant.Waited = true
-		if err != nil {
-			workflow.GetLogger(ctx).Warn("capacity check failed; retrying", "group", g.in.Group, "error", err)
 		}
 		if err := workflow.Sleep(ctx, lim.RecheckInterval); err != nil {
 			return SlotGrant{}, err
 		}
 	}
+	grant := g.decide(ctx)
 	now := workflow.Now(ctx)
 	g.st.InFlight[r.IncidentID] = InFlightSlot{InstanceID: r.InstanceID, Since: now}
 	g.st.Recent = append(g.st.Recent, now)
+	g.changed++
 	return grant, nil
 }
 

@@ -40,21 +40,24 @@ func newGov(t *testing.T, healthy func() int) *govHarness {
 		h.mu.Unlock()
 		return activities.NotifyResult{}, nil
 	})
+	h.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, SignalSlotGrant, mock.Anything).Return(
+		func(_ string, workflowID, _ string, _ string, arg any) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if _, seen := h.grants[workflowID]; !seen {
+				h.grants[workflowID] = arg.(SlotGrant)
+				h.grantAt[workflowID] = h.env.Now().Sub(h.start)
+			}
+			return nil
+		})
 	return h
 }
 
+// acquire sends a slot request at the given time; the governor's answer
+// (a signal to the incident) is captured.
 func (h *govHarness) acquire(at time.Duration, id string) {
 	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(UpdateAcquire, "acquire/"+id, &testsuite.TestUpdateCallback{
-			OnAccept: func() {},
-			OnReject: func(err error) { h.rejected[id] = err },
-			OnComplete: func(v any, err error) {
-				if err == nil {
-					h.grants[id] = v.(SlotGrant)
-					h.grantAt[id] = h.env.Now().Sub(h.start)
-				}
-			},
-		}, SlotRequest{IncidentID: id, InstanceID: "i-" + id})
+		h.env.SignalWorkflow(SignalSlotRequest, SlotRequest{IncidentID: id, InstanceID: "i-" + id})
 	}, at)
 }
 

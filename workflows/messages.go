@@ -359,10 +359,15 @@ const MemoSummary = "summary"
 const (
 	// GovernorWorkflowName is the registered name of the governor workflow.
 	GovernorWorkflowName = "GovernorWorkflow"
-	// UpdateAcquire asks the governor for a slot (payload SlotRequest, result
-	// SlotGrant). It completes when the incident may go on: at once, or when
-	// a slot and enough healthy capacity are free.
+	// UpdateAcquire asked the governor for a slot and waited in the update
+	// (version 1 of "governor"; too many waiting updates hit the server's
+	// in-flight update limit, so version 2 uses the two signals below).
 	UpdateAcquire = "acquire"
+	// SignalSlotRequest asks the governor for a slot (payload SlotRequest,
+	// sent with signal-with-start). The governor answers the incident with
+	// SignalSlotGrant (payload SlotGrant) when it may go on.
+	SignalSlotRequest = "slot-request"
+	SignalSlotGrant   = "slot-grant"
 	// SignalReleaseSlot returns an incident's slot (payload SlotRequest).
 	SignalReleaseSlot = "release-slot"
 	// UpdateResetBreaker closes a tripped breaker (payload Decision).
@@ -454,7 +459,8 @@ type InFlightSlot struct {
 // Activities run by name (their implementation needs a Temporal client and
 // lives in internal/app, which imports this package).
 const (
-	ActivityAcquireSlot = "AcquireSlot"
+	ActivityAcquireSlot = "AcquireSlot" // version 1 only
+	ActivityRequestSlot = "RequestSlot"
 	ActivityReleaseSlot = "ReleaseSlot"
 )
 

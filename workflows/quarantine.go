@@ -429,32 +429,54 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 	if ps == nil || ps.AutoScalingGroup == "" {
 		return nil
 	}
-	if workflow.GetVersion(ctx, "governor", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	v := workflow.GetVersion(ctx, "governor", workflow.DefaultVersion, 2)
+	if v == workflow.DefaultVersion {
 		return nil
 	}
-	// The activity waits on the governor's update; it heartbeats, and the
-	// update ID derived from the incident makes a retried request the same one.
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 24 * time.Hour,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
 	done := inc.step("governor")
-	var grant SlotGrant
-	f := workflow.ExecuteActivity(actx, ActivityAcquireSlot, AcquireInput{
+	req := AcquireInput{
 		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,
 		Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
-	})
+	}
+	var grant SlotGrant
+	var wait workflow.Future // resolves when the governor has answered
+	if v == 1 {
+		// Version 1 waited in an update on the governor, from a heartbeating activity.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 24 * time.Hour,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		})
+		wait = workflow.ExecuteActivity(actx, ActivityAcquireSlot, req)
+	} else {
+		// Ask with signal-with-start (quick; retried like any AWS-free call),
+		// then wait for the governor's answer on the slot-grant signal.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+		})
+		if err := workflow.ExecuteActivity(actx, ActivityRequestSlot, req).Get(ctx, nil); err != nil {
+			done(err, "")
+			return &stepError{step: "governor", cause: err}
+		}
+		f, settable := workflow.NewFuture(ctx)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			var g SlotGrant
+			workflow.GetSignalChannel(ctx, SignalSlotGrant).Receive(ctx, &g)
+			settable.Set(g, nil)
+		})
+		wait = f
+	}
 	queued := false
 	sel := workflow.NewSelector(ctx)
-	sel.AddFuture(f, func(workflow.Future) {})
+	sel.AddFuture(wait, func(workflow.Future) {})
 	sel.AddFuture(workflow.NewTimer(ctx, 3*time.Second), func(workflow.Future) {
 		queued = true
 		inc.setPhase(ctx, PhaseQueued)
 		inc.st.Reason = "waiting for the governor of " + ps.AutoScalingGroup + ": a free slot and enough healthy capacity"
 	})
 	sel.Select(ctx)
-	err := f.Get(ctx, &grant)
+	err := wait.Get(ctx, &grant)
 	if queued {
 		inc.st.Reason = ""
 	}

@@ -77,19 +77,24 @@ func (f *fakeActs) called(name string) int {
 func (f *fakeActs) index(name string) int { return slices.Index(f.calls, name) }
 
 // mutating lists the activities that change the cloud.
-var mutating = []string{"AcquireSlot", "EnsureIsolationGroups", "DetachFromGroup", "DeregisterTargets", "RegisterTargets", "SetENIGroups",
+var mutating = []string{"RequestSlot", "EnsureIsolationGroups", "DetachFromGroup", "DeregisterTargets", "RegisterTargets", "SetENIGroups",
 	"SetTerminationProtection", "TagResources", "UntagResources", "CreateImage", "LaunchQuarantineCopy", "TerminateInstance",
 	"DeregisterImage", "DeleteSnapshots", "AttachToGroup", "Notify"}
 
 func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivity(&activities.Activities{})
-	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) (SlotGrant, error) {
-		f.rec("AcquireSlot", in)
-		if f.grant.Decision == "" {
-			return SlotGrant{Decision: SlotProceed}, nil
+	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) error {
+		f.rec("RequestSlot", in)
+		return nil
+	}, activity.RegisterOptions{Name: ActivityRequestSlot})
+	// The governor answers with a signal; signals wait in the channel.
+	env.RegisterDelayedCallback(func() {
+		g := f.grant
+		if g.Decision == "" {
+			g = SlotGrant{Decision: SlotProceed}
 		}
-		return f.grant, nil
-	}, activity.RegisterOptions{Name: ActivityAcquireSlot})
+		env.SignalWorkflow(SignalSlotGrant, g)
+	}, time.Millisecond)
 	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) error {
 		f.rec("ReleaseSlot", in)
 		return nil
@@ -527,9 +532,9 @@ func (s *QuarantineSuite) TestNotInGroupWaitsForApproval() {
 func (s *QuarantineSuite) TestGovernorSlotAskedBeforeDetachAndReturned() {
 	res := s.run(input(Policy{}))
 	s.Equal(OutcomeResolved, res.Outcome)
-	s.Less(s.fake.index("AcquireSlot"), s.fake.index("DetachFromGroup"))
+	s.Less(s.fake.index("RequestSlot"), s.fake.index("DetachFromGroup"))
 	s.Equal(1, s.fake.called("ReleaseSlot"))
-	req := s.fake.args["AcquireSlot"][0].(AcquireInput)
+	req := s.fake.args["RequestSlot"][0].(AcquireInput)
 	s.Equal("web-asg", req.Group)
 	s.Equal(testInstance, req.Request.InstanceID)
 }

@@ -17,8 +17,10 @@ func TestReplayRecordedHistory(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(Quarantine, workflow.RegisterOptions{Name: WorkflowName})
 	r.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
-	// v1: before the blast-radius governor; v2: with it (GetVersion "governor").
-	for _, f := range []string{"testdata/quarantine_v1.json", "testdata/quarantine_v2.json"} {
+	// v1: before the blast-radius governor; v2: governor asked through a
+	// blocking update ("governor" version 1); v3: through signals (version 2),
+	// one activity for termination, release tags last.
+	for _, f := range []string{"testdata/quarantine_v1.json", "testdata/quarantine_v2.json", "testdata/quarantine_v3.json"} {
 		require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f), f)
 	}
 }

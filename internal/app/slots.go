@@ -67,6 +67,22 @@ func (s *SlotActivities) AcquireSlot(ctx context.Context, in workflows.AcquireIn
 	return g, err
 }
 
+// RequestSlot asks the group's governor for a slot, starting the governor if
+// needed (signal-with-start). The governor answers the incident with the
+// slot-grant signal; asking twice is harmless.
+func (s *SlotActivities) RequestSlot(ctx context.Context, in workflows.AcquireInput) error {
+	limits := in.Limits
+	if limits == (workflows.GovernorLimits{}) {
+		limits = s.Limits
+	}
+	id := workflows.GovernorID(in.Account, in.Region, in.Group)
+	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.TaskQueue,
+	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: in.Region, Group: in.Group, Limits: limits})
+	return err
+}
+
 // ReleaseSlot returns the incident's slot. A governor that is gone has
 // nothing to return.
 func (s *SlotActivities) ReleaseSlot(ctx context.Context, in workflows.AcquireInput) error {

@@ -115,7 +115,7 @@ func inService(b *testing.B, h *Harness) string {
 	return ms[0]
 }
 
-func members(b *testing.B, h *Harness) []string {
+func members(b testing.TB, h *Harness) []string {
 	g, ok := h.Sim.Group("web-asg")
 	require.True(b, ok)
 	var ids []string
@@ -129,7 +129,7 @@ func members(b *testing.B, h *Harness) []string {
 }
 
 // bigFleet is the seed scenario with web-asg scaled out to n servers.
-func bigFleet(b *testing.B, n int) *Harness {
+func bigFleet(b testing.TB, n int) *Harness {
 	env, err := simcloud.LoadEnvironment(filepath.Join(Testdata, "sim/seed.yaml"))
 	require.NoError(b, err)
 	for i := range env.AutoScalingGroups {

@@ -1,0 +1,47 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cordonhq/cordon/workflows"
+)
+
+// TestGovernorUnderAStorm: 20 incidents at once in one group of 22 with the
+// default limits (2 at a time): every one resolves, the group never has
+// fewer than 20 healthy members outside the incidents in flight, and the
+// queue drains.
+func TestGovernorUnderAStorm(t *testing.T) {
+	h := bigFleet(t, 22)
+	h.Worker.Stop()
+	h.Limits = workflows.GovernorLimits{MaxConcurrent: 2, MinHealthy: 1, BreakerCount: 1000, BreakerWindow: time.Hour, RecheckInterval: time.Second}
+	h.StartWorker()
+	insts := members(t, h)[:20]
+	ctx := context.Background()
+	var ids []string
+	for _, inst := range insts {
+		_, err := workflows.Open(ctx, h.Client, workflows.QuarantineInput{Account: "123456789012", Region: "us-east-1", InstanceID: inst,
+			Evidence: workflows.Evidence{Source: "test", BadIP: "1.19.6.4"}})
+		require.NoError(t, err)
+		ids = append(ids, workflows.IncidentID("123456789012", "us-east-1", inst))
+	}
+	queued := 0
+	for id, st := range h.WaitFinal(ids, 5*time.Minute) {
+		require.Equal(t, workflows.OutcomeResolved, st.Outcome, "%s: %s", id, st.Reason)
+		for _, p := range st.Phases {
+			if p.Phase == workflows.PhaseQueued {
+				queued++
+			}
+		}
+	}
+	require.Greater(t, queued, 0, "with two slots, most incidents queued")
+	v, err := h.Client.QueryWorkflow(ctx, workflows.GovernorID("123456789012", "us-east-1", "web-asg"), "", workflows.QueryGovernor)
+	require.NoError(t, err)
+	var gs workflows.GovernorStatus
+	require.NoError(t, v.Get(&gs))
+	require.Empty(t, gs.Waiting)
+	require.Empty(t, gs.InFlight, "every slot returned")
+}
