@@ -79,6 +79,16 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: func(c *cli.Context) error { return cmdQuarantine(c, stdout) },
 			},
 			{
+				Name:  "plan",
+				Usage: "dry run: the steps and AWS calls an incident would make for an instance, changing nothing",
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "instance", Required: true, Usage: "EC2 instance ID (i-...)"},
+					&cli.StringFlag{Name: "account", EnvVars: []string{"CORDON_ACCOUNT"}, Required: true, Usage: "AWS account ID"},
+					&cli.StringFlag{Name: "region", EnvVars: []string{"AWS_REGION"}, Required: true, Usage: "AWS region"},
+				}, policyFlags...),
+				Action: func(c *cli.Context) error { return cmdPlan(c, stdout) },
+			},
+			{
 				Name:   "list",
 				Usage:  "list incidents (open first, then recent)",
 				Flags:  []cli.Flag{&cli.IntFlag{Name: "limit", Value: 50}, &cli.StringFlag{Name: "query", Usage: "extra visibility query, e.g. CordonPhase=\"needs-attention\""}},
@@ -476,4 +486,39 @@ func governorCommand(name, usage string, out io.Writer) *cli.Command {
 			return printJSON(out, st)
 		},
 	}
+}
+
+// cmdPlan runs the incident workflow in dry-run mode under its own ID (it
+// never touches an open incident) and prints the plan.
+func cmdPlan(c *cli.Context, out io.Writer) error {
+	p := policyFrom(c)
+	p.DryRun = true
+	inst := c.String("instance")
+	if !workflows.ValidInstanceID(inst) {
+		return fmt.Errorf("--instance %q is not an EC2 instance ID: want i- followed by 8 or 17 hex digits", inst)
+	}
+	t, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	id := fmt.Sprintf("plan/%s/%s/%s/%d", c.String("account"), c.String("region"), inst, time.Now().UnixNano())
+	run, err := t.Client.ExecuteWorkflow(c.Context, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
+		workflows.QuarantineInput{Account: c.String("account"), Region: c.String("region"), InstanceID: inst, Policy: p})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	defer cancel()
+	var res workflows.QuarantineResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("plan for %s: %w (is a worker running?)", inst, err)
+	}
+	fmt.Fprintf(out, "plan for %s: %s — %s\n", inst, res.Outcome, res.Reason)
+	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tAWS CALLS")
+	for _, s := range res.Status.Steps {
+		fmt.Fprintf(tw, "%s\t%s\n", s.Name, s.Detail)
+	}
+	return tw.Flush()
 }

@@ -123,3 +123,13 @@ func TestDecideOnClosedIncidentSaysItIsClosed(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "is closed (resolved): nothing to release")
 }
+
+func TestPlanChangesNothing(t *testing.T) {
+	h := withServer(t, simcloud.Delays{})
+	code, out, errOut := runCLI(t, "plan", "--instance", "i-04f2ae54915567738", "--account", "123456789012", "--region", "us-east-1")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "plan for i-04f2ae54915567738: dry-run")
+	require.Contains(t, out, "ec2:CreateImage")
+	require.Contains(t, out, "autoscaling:DetachInstances")
+	require.Empty(t, h.Sim.Mutations())
+}

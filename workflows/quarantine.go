@@ -343,7 +343,8 @@ func (inc *incident) plan(ctx workflow.Context, pf activities.PreflightResult) {
 	inc.finish(ctx, PhaseSkipped, OutcomeDryRun, "dry run: the steps above were planned, nothing was changed")
 }
 
-// PlannedStep is one step of a dry-run plan with the AWS calls it would make.
+// PlannedStep is one step of a dry-run plan with the AWS calls it would make,
+// each "service:Operation", optionally followed by " — a note".
 type PlannedStep struct {
 	Name  string   `json:"name"`
 	Calls []string `json:"calls"`
@@ -358,36 +359,37 @@ func Plan(in QuarantineInput, pf activities.PreflightResult) []PlannedStep {
 	add := func(name string, calls ...string) { steps = append(steps, PlannedStep{name, calls}) }
 	add("alert", "sns:Publish")
 	if ps.AutoScalingGroup != "" {
-		add("governor", "ask the blast-radius governor of "+ps.AutoScalingGroup+" for a slot (autoscaling:DescribeAutoScalingGroups, elasticloadbalancing:DescribeTargetHealth)")
+		add("governor", "autoscaling:DescribeAutoScalingGroups — the governor of "+ps.AutoScalingGroup+" counts healthy capacity", "elasticloadbalancing:DescribeTargetHealth")
 	}
 	add("isolation-groups", "ec2:DescribeSecurityGroups")
 	if ps.AutoScalingGroup != "" {
-		add("detach", "autoscaling:DetachInstances(ShouldDecrementDesiredCapacity=false) from "+ps.AutoScalingGroup)
+		add("detach", "autoscaling:DetachInstances — from "+ps.AutoScalingGroup+", ShouldDecrementDesiredCapacity=false")
 	}
 	if len(ps.TargetGroupARNs) > 0 {
-		add("deregister-targets", "elasticloadbalancing:DeregisterTargets")
+		add("deregister-targets", "elasticloadbalancing:DescribeTargetHealth — then DeregisterTargets only for a registration the detach left (the detach drains the group's own)")
 	}
 	for _, e := range ps.ENIs {
-		add("isolate-"+e.ENIID, "ec2:ModifyNetworkInterfaceAttribute(transition group)", "ec2:ModifyNetworkInterfaceAttribute(isolation group)")
+		add("isolate-"+e.ENIID, "ec2:ModifyNetworkInterfaceAttribute — transition group", "ec2:ModifyNetworkInterfaceAttribute — isolation group")
 	}
-	add("termination-protection", "ec2:ModifyInstanceAttribute(DisableApiTermination=true)")
+	add("termination-protection", "ec2:ModifyInstanceAttribute — DisableApiTermination=true")
 	add("tag", "ec2:CreateTags")
 	if p.Approval == ApprovalBeforeDestructive || ps.AutoScalingGroup == "" {
-		add("approval", "wait for approve/reject")
+		add("approval", "— wait for approve or reject")
 	}
-	add("image", "ec2:CreateImage(NoReboot=true)", "ec2:DescribeImages until available")
+	add("image", "ec2:CreateImage — NoReboot=true", "ec2:DescribeImages — until available")
 	if *p.Relaunch {
-		add("quarantine-copy", "ec2:RunInstances(subnet "+pf.QuarantineSubnetID+", isolation group, no profile, no public IP)")
+		add("quarantine-copy", "ec2:RunInstances — subnet "+pf.QuarantineSubnetID+", isolation group, no profile, no public IP")
 	}
-	add("terminate", "ec2:ModifyInstanceAttribute(DisableApiTermination=false)", "ec2:TerminateInstances")
+	add("terminate", "ec2:ModifyInstanceAttribute — DisableApiTermination=false", "ec2:TerminateInstances")
 	if ps.AutoScalingGroup != "" {
-		add("heal", "autoscaling:DescribeAutoScalingGroups until healed")
+		add("heal", "autoscaling:DescribeAutoScalingGroups — until healed")
 	}
 	calls := []string{"ec2:DeregisterImage"}
 	if p.Snapshots == SnapshotsDelete {
 		calls = append(calls, "ec2:DeleteSnapshot")
 	}
 	add("cleanup", calls...)
+	add("resolved-alert", "sns:Publish")
 	return steps
 }
 
