@@ -16,7 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cordonhq/cordon/alexa"
+	"github.com/cordonhq/cordon/detector"
 	"github.com/cordonhq/cordon/internal/app"
+	"github.com/cordonhq/cordon/sns"
 )
 
 // endpoint is one HTTP route that `starter serve` mounts.
@@ -126,7 +128,37 @@ func cmdServe(c *cli.Context, out io.Writer) error {
 		}, alexa.NewSkill(t.Client, log))})
 		routes = append(routes, "POST /alexa")
 	}
+	var snsH *sns.Handler
+	if topics := c.StringSlice("sns-topic"); len(topics) > 0 {
+		cloud, err := app.NewCloud(c.Context, cfg) // finds instances for alerts that name only a host or an address
+		if err != nil {
+			return err
+		}
+		allow, err := app.ParsePrefixes(c.StringSlice("allow"))
+		if err != nil {
+			return fmt.Errorf("--allow: %w", err)
+		}
+		allowed := detector.NewMatcher(nil, detector.MatcherConfig{Allow: allow})
+		snsH, err = sns.NewHandler(sns.Config{
+			Topics:         topics,
+			RawSecret:      c.String("sns-raw-secret"),
+			DefaultAccount: c.String("sns-default-account"),
+			DefaultRegion:  cfg.AWSRegion,
+			Resolver:       &app.Resolver{Cloud: cloud.Provider},
+			IPAllowed:      allowed.Allowed,
+			UIBaseURL:      t.UIURL(),
+			Logger:         log,
+		}, sns.TemporalOpener{Client: t.Client})
+		if err != nil {
+			return err
+		}
+		eps = append(eps, endpoint{pattern: "POST /sns", handler: snsH})
+		routes = append(routes, "POST /sns")
+	}
 	s := newServer(log, ready, eps...)
+	if snsH != nil {
+		s.registry.MustRegister(snsH.Stats())
+	}
 	return s.run(c.Context, c.String("listen"), c.String("tls-cert"), c.String("tls-key"), func(u string) {
 		fmt.Fprintf(out, "serving on %s (%s)\n", u, strings.Join(routes, ", "))
 	})

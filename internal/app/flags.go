@@ -53,6 +53,10 @@ func ServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listen", EnvVars: []string{"CORDON_LISTEN"}, Value: "127.0.0.1:8080", Usage: "address to serve on"},
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CORDON_TLS_CERT"}, Usage: "TLS certificate file (omit behind a TLS-terminating load balancer)"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CORDON_TLS_KEY"}, Usage: "TLS key file"},
+		&cli.StringSliceFlag{Name: "sns-topic", EnvVars: []string{"CORDON_SNS_TOPICS"}, Usage: "serve POST /sns for these topic ARNs (the allowlist: messages from any other topic are refused)"},
+		&cli.StringFlag{Name: "sns-raw-secret", EnvVars: []string{"CORDON_SNS_RAW_SECRET"}, Usage: "shared secret that raw (unsigned) deliveries must carry; empty: raw delivery refused"},
+		&cli.StringFlag{Name: "sns-default-account", EnvVars: []string{"CORDON_ACCOUNT"}, Usage: "account for alerts that do not name one"},
+		&cli.StringSliceFlag{Name: "allow", EnvVars: []string{"CORDON_ALLOW"}, Usage: "addresses or CIDRs never treated as bad actors, on top of private/loopback/link-local"},
 		&cli.StringFlag{Name: "alexa-skill-id", EnvVars: []string{"CORDON_ALEXA_SKILL_ID"}, Usage: "serve POST /alexa for this Alexa skill (amzn1.ask.skill.…); requests are verified as the Alexa Skills Kit requires"},
 		&cli.StringSliceFlag{Name: "alexa-user", EnvVars: []string{"CORDON_ALEXA_USERS"}, Usage: "Alexa user IDs allowed to steer incidents (default: any user of the skill)"},
 	}
