@@ -6,22 +6,29 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/cordonhq/cordon/activities"
 	"github.com/cordonhq/cordon/internal/app"
+	"github.com/cordonhq/cordon/internal/metrics"
 )
 
 func main() {
 	cmd := &cli.App{
 		Name:  "worker",
 		Usage: "run Cordon's incident workflows and activities",
-		Flags: append(append(app.TemporalFlags(), app.CloudFlags()...), app.LogFlag()),
+		Flags: append(append(app.TemporalFlags(), app.CloudFlags()...), app.LogFlag(), app.MetricsFlag()),
 		Action: func(c *cli.Context) error {
 			cfg, err := app.ConfigFrom(c)
 			if err != nil {
@@ -43,6 +50,21 @@ func run(ctx context.Context, cfg app.Config) error {
 	cloud, err := app.NewCloud(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsListen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Metrics = metrics.New(reg)
+		l, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		defer srv.Close()
+		fmt.Printf("Prometheus metrics: http://%s/metrics\n", l.Addr())
 	}
 	t, err := app.ConnectTemporal(ctx, cfg, log)
 	if err != nil {

@@ -102,6 +102,7 @@ func newIncident(ctx workflow.Context, in QuarantineInput) (*incident, error) {
 		Evidence:   []Evidence{},
 	}
 	inc.addEvidence(in.Evidence)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"source": in.Evidence.Source}).Counter("cordon_incidents_opened").Inc(1)
 	p, perr := in.Policy.Normalize()
 	inc.policy = p
 	inc.st.Policy = p
@@ -1085,6 +1086,12 @@ func (inc *incident) warn(w string) {
 }
 
 func (inc *incident) setPhase(ctx workflow.Context, p Phase) {
+	// Metrics go through the SDK's replay-safe handler (no commands).
+	if n := len(inc.st.Phases); n > 0 {
+		prev := inc.st.Phases[n-1]
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": string(prev.Phase)}).
+			Timer("cordon_phase_duration").Record(workflow.Now(ctx).Sub(prev.At))
+	}
 	inc.st.Phase = p
 	inc.st.Phases = append(inc.st.Phases, PhaseChange{Phase: p, At: workflow.Now(ctx)})
 	inc.logger.Info("incident phase", "incidentID", inc.st.IncidentID, "phase", string(p))
@@ -1092,6 +1099,7 @@ func (inc *incident) setPhase(ctx workflow.Context, p Phase) {
 }
 
 func (inc *incident) finish(ctx workflow.Context, p Phase, o Outcome, reason string) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": string(o)}).Counter("cordon_incidents_closed").Inc(1)
 	inc.st.Outcome = o
 	inc.st.Reason = reason
 	inc.st.Closed = workflow.Now(ctx)

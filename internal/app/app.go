@@ -58,6 +58,11 @@ type Config struct {
 	PollInterval time.Duration
 	LogLevel     slog.Level
 
+	// MetricsListen, when set, serves Prometheus metrics (SDK and Cordon's).
+	MetricsListen string
+	// Metrics receives the Temporal client's metrics (SDK and workflow).
+	Metrics client.MetricsHandler
+
 	// Governor limits per Auto Scaling group.
 	Limits workflows.GovernorLimits
 }
@@ -129,6 +134,9 @@ func ConnectTemporal(ctx context.Context, cfg Config, log *slog.Logger) (*Tempor
 		opts = o
 	}
 	opts.Logger = tlog.NewStructuredLogger(log)
+	if cfg.Metrics != nil {
+		opts.MetricsHandler = cfg.Metrics
+	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		t.Close()

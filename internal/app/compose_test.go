@@ -16,7 +16,7 @@ var sdkVariables = []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_
 
 func codeVariables() []string {
 	vars := slices.Clone(sdkVariables)
-	flags := append(append(append(TemporalFlags(), CloudFlags()...), ServeFlags()...), LogFlag())
+	flags := append(append(append(TemporalFlags(), CloudFlags()...), ServeFlags()...), LogFlag(), MetricsFlag())
 	for _, f := range flags {
 		if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
 			vars = append(vars, ev.GetEnvVars()...)

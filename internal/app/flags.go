@@ -62,6 +62,11 @@ func ServeFlags() []cli.Flag {
 	}
 }
 
+// MetricsFlag serves the worker's Prometheus metrics.
+func MetricsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"CORDON_METRICS_LISTEN"}, Usage: "serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9090"}
+}
+
 // LogFlag sets the log level.
 func LogFlag() cli.Flag {
 	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"CORDON_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
@@ -76,7 +81,7 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		TopicARN:  c.String("sns-topic-arn"),
 		LIFXToken: c.String("lifx-token"), LIFXSelector: c.String("lifx-selector"), LIFXBaseURL: c.String("lifx-url"),
 		IFTTTKey: c.String("ifttt-key"), IFTTTEvent: c.String("ifttt-event"), IFTTTBaseURL: c.String("ifttt-url"),
-		PollInterval: c.Duration("poll"),
+		PollInterval: c.Duration("poll"), MetricsListen: c.String("metrics-listen"),
 		Limits: workflows.GovernorLimits{MaxConcurrent: c.Int("max-concurrent"), MinHealthy: c.Int("min-healthy"),
 			BreakerCount: c.Int("breaker-count"), BreakerWindow: c.Duration("breaker-window")},
 	}
