@@ -453,16 +453,6 @@ func (a *Activities) DetachFromGroup(ctx context.Context, in InstanceGroupInput)
 	return wrap("DetachInstances", err)
 }
 
-func isMember(ctx context.Context, api AutoScalingAPI, id string) (string, error) {
-	out, err := api.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{id}})
-	if err != nil {
-		return "", wrap("DescribeAutoScalingInstances", err)
-	}
-	if len(out.AutoScalingInstances) == 0 {
-		return "", nil
-	}
-	return aws.ToString(out.AutoScalingInstances[0].AutoScalingGroupName), nil
-}
 
 // TargetsInput names an instance and target groups.
 type TargetsInput struct {
