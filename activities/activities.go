@@ -453,7 +453,6 @@ func (a *Activities) DetachFromGroup(ctx context.Context, in InstanceGroupInput)
 	return wrap("DetachInstances", err)
 }
 
-
 // TargetsInput names an instance and target groups.
 type TargetsInput struct {
 	Target
