@@ -22,6 +22,7 @@ import (
 
 	"github.com/cordonhq/cordon/detector"
 	"github.com/cordonhq/cordon/internal/app"
+	"github.com/cordonhq/cordon/internal/search"
 	"github.com/cordonhq/cordon/workflows"
 )
 
@@ -117,6 +118,79 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					&cli.BoolFlag{Name: "report-only", Usage: "print the hits, open no incident"},
 				}, policyFlags...), app.CloudFlags()...),
 				Action: func(c *cli.Context) error { return cmdDetect(c, stdout, stderr) },
+			},
+			{
+				Name:  "detector",
+				Usage: "the durable detector over Elasticsearch/OpenSearch (start, status, stop); the worker needs --search-url",
+				Subcommands: []*cli.Command{
+					{
+						Name:  "start",
+						Usage: "start the durable detector over Elasticsearch/OpenSearch (the worker needs --search-url)",
+						Flags: append([]cli.Flag{
+							&cli.StringFlag{Name: "id", Value: workflows.DefaultDetectorID, Usage: "detector workflow ID"},
+							&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "pause after a search that caught up"},
+							&cli.StringFlag{Name: "account", EnvVars: []string{"CORDON_ACCOUNT"}, Usage: "account for events without cloud.account.id"},
+							&cli.StringFlag{Name: "region", EnvVars: []string{"AWS_REGION"}, Usage: "region for events without cloud.region"},
+						}, policyFlags...),
+						Action: func(c *cli.Context) error {
+							t, err := dial(c)
+							if err != nil {
+								return err
+							}
+							defer t.Close()
+							p := policyFrom(c)
+							if _, err := p.Normalize(); err != nil {
+								return err
+							}
+							run, started, err := workflows.StartDetector(c.Context, t.Client, c.String("id"), workflows.DetectorConfig{
+								PollInterval: c.Duration("poll"), Account: c.String("account"), Region: c.String("region"), Policy: p, UIBaseURL: t.UIURL()})
+							if err != nil {
+								return err
+							}
+							if started {
+								fmt.Fprintf(stdout, "detector %s started (run %s)\n", run.GetID(), run.GetRunID())
+							} else {
+								fmt.Fprintf(stdout, "detector %s already running\n", run.GetID())
+							}
+							return nil
+						},
+					},
+					{
+						Name:  "status",
+						Usage: "checkpoint, counts, last error of the durable detector",
+						Flags: []cli.Flag{&cli.StringFlag{Name: "id", Value: workflows.DefaultDetectorID}},
+						Action: func(c *cli.Context) error {
+							t, err := dial(c)
+							if err != nil {
+								return err
+							}
+							defer t.Close()
+							st, err := workflows.GetDetectorStatus(c.Context, t.Client, c.String("id"))
+							if err != nil {
+								return err
+							}
+							search.FormatStatus(stdout, c.String("id"), st)
+							return nil
+						},
+					},
+					{
+						Name:  "stop",
+						Usage: "stop the durable detector (its checkpoint is in its history; start resumes from it)",
+						Flags: []cli.Flag{&cli.StringFlag{Name: "id", Value: workflows.DefaultDetectorID}},
+						Action: func(c *cli.Context) error {
+							t, err := dial(c)
+							if err != nil {
+								return err
+							}
+							defer t.Close()
+							if err := t.Client.CancelWorkflow(c.Context, c.String("id"), ""); err != nil {
+								return fmt.Errorf("stopping %s: %w", c.String("id"), err)
+							}
+							fmt.Fprintf(stdout, "detector %s stopping\n", c.String("id"))
+							return nil
+						},
+					},
+				},
 			},
 			{
 				Name:  "governor",

@@ -20,23 +20,29 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/cordonhq/cordon/activities"
+	"github.com/cordonhq/cordon/detector"
 	"github.com/cordonhq/cordon/internal/app"
 	"github.com/cordonhq/cordon/internal/metrics"
+	"github.com/cordonhq/cordon/internal/search"
 )
 
 func main() {
 	cmd := &cli.App{
 		Name:  "worker",
 		Usage: "run Cordon's incident workflows and activities",
-		Flags: append(append(app.TemporalFlags(), app.CloudFlags()...), app.LogFlag(), app.MetricsFlag()),
+		Flags: append(append(append(app.TemporalFlags(), app.CloudFlags()...), search.Flags()...), app.LogFlag(), app.MetricsFlag()),
 		Action: func(c *cli.Context) error {
 			cfg, err := app.ConfigFrom(c)
 			if err != nil {
 				return err
 			}
+			scfg, lists, on, err := search.ConfigFromFlags(c)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return run(ctx, cfg)
+			return run(ctx, cfg, searchSetup{cfg: scfg, lists: lists, on: on})
 		},
 	}
 	if err := cmd.Run(os.Args); err != nil {
@@ -45,7 +51,14 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg app.Config) error {
+// searchSetup configures the Elasticsearch/OpenSearch detector (--search-url).
+type searchSetup struct {
+	cfg   search.Config
+	lists []string
+	on    bool
+}
+
+func run(ctx context.Context, cfg app.Config, ss searchSetup) error {
 	log := app.Logger(cfg.LogLevel)
 	cloud, err := app.NewCloud(ctx, cfg)
 	if err != nil {
@@ -81,6 +94,21 @@ func run(ctx context.Context, cfg app.Config) error {
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
 	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
 	w := app.NewWorker(t.Client, acts, cfg.Limits, worker.Options{})
+	// The search detector's workflow and activities are always registered:
+	// without --search-url its status says so.
+	sacts := &search.Activities{Temporal: t.Client, Resolver: &app.Resolver{Cloud: cloud.Provider}}
+	if ss.on {
+		m, err := app.LoadMatcher(ss.lists, nil, func(s string) { log.Warn("blocklist", "problem", s) })
+		if err != nil {
+			return err
+		}
+		sacts.Detector = detector.NewDetector(detector.NewMatcherHolder(m), detector.Options{})
+		if sacts.Search, err = search.New(ss.cfg); err != nil {
+			return err
+		}
+		log.Info("search detector", "config", ss.cfg.String())
+	}
+	search.Register(w, sacts)
 	log.Info("worker started", "cloud", cfg.Cloud)
 	return w.Run(workerInterrupt(ctx))
 }

@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// maxProblems bounds DetectorState.Problems.
-const maxProblems = 20
+// maxDetectProblems bounds DetectorState.Problems.
+const maxDetectProblems = 20
 
 // Detector is the durable detection loop (DetectorWorkflowName): its state
 // is the checkpoint in the event stream. Each poll
@@ -32,7 +32,7 @@ const maxProblems = 20
 // workflow continues as new with its state.
 func Detector(ctx workflow.Context, in DetectorInput) error {
 	cfg := in.Config.WithDefaults()
-	d := &detector{cfg: cfg, st: in.State, phase: DetectorSearching}
+	d := &detectLoop{cfg: cfg, st: in.State, phase: DetectorSearching}
 	if d.st.Checkpoint.Time.IsZero() && len(d.st.Checkpoint.Seen) == 0 && !cfg.StartAt.IsZero() {
 		d.st.Checkpoint.Time = cfg.StartAt
 	}
@@ -53,8 +53,10 @@ func Detector(ctx workflow.Context, in DetectorInput) error {
 	})
 	// Opening an incident is retried until it works: the hits are in the
 	// history and the checkpoint does not move until they are delivered.
+	// It takes milliseconds (one start call, maybe one EC2 lookup); the
+	// short timeout bounds the wait when a worker dies while running it.
 	ensureCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -77,7 +79,7 @@ func Detector(ctx workflow.Context, in DetectorInput) error {
 			}
 			d.st.Failures++
 			d.st.Counts.FailedPolls++
-			d.st.LastError, d.st.LastErrorAt = rootMessage(err), workflow.Now(ctx)
+			d.st.LastError, d.st.LastErrorAt = detectRootMessage(err), workflow.Now(ctx)
 			wait := cfg.BackoffInitial
 			for i := 1; i < d.st.Failures && wait < cfg.BackoffMax; i++ {
 				wait *= 2
@@ -118,7 +120,7 @@ func Detector(ctx workflow.Context, in DetectorInput) error {
 	return workflow.NewContinueAsNewError(ctx, DetectorWorkflowName, DetectorInput{Config: in.Config, State: d.st})
 }
 
-type detector struct {
+type detectLoop struct {
 	cfg   DetectorConfig
 	st    DetectorState
 	phase string
@@ -126,7 +128,7 @@ type detector struct {
 	polls int
 }
 
-func (d *detector) count(res SearchFlowsResult) {
+func (d *detectLoop) count(res SearchFlowsResult) {
 	c := &d.st.Counts
 	c.Events += int64(res.Events)
 	c.Malformed += int64(res.Malformed)
@@ -141,29 +143,29 @@ func (d *detector) count(res SearchFlowsResult) {
 	d.problems(res.Problems...)
 }
 
-func (d *detector) problems(p ...string) {
+func (d *detectLoop) problems(p ...string) {
 	d.st.Problems = append(d.st.Problems, p...)
-	if n := len(d.st.Problems) - maxProblems; n > 0 {
+	if n := len(d.st.Problems) - maxDetectProblems; n > 0 {
 		d.st.Problems = append([]string(nil), d.st.Problems[n:]...)
 	}
 }
 
-// hitGroup is the hits of one instance (or one unresolved host) in a batch.
-type hitGroup struct {
+// detectHitGroup is the hits of one instance (or one unresolved host) in a batch.
+type detectHitGroup struct {
 	key  string
 	hits []DetectHit
 	res  EnsureIncidentResult
 }
 
-func hitKey(h DetectHit, cfg DetectorConfig) string {
-	account, region := first(h.Account, cfg.Account), first(h.Region, cfg.Region)
+func detectHitKey(h DetectHit, cfg DetectorConfig) string {
+	account, region := detectFirst(h.Account, cfg.Account), detectFirst(h.Region, cfg.Region)
 	if h.InstanceID != "" {
 		return account + "/" + region + "/" + h.InstanceID
 	}
 	return account + "/" + region + "/host:" + h.HostName + "/" + h.SourceIP
 }
 
-func first(s ...string) string {
+func detectFirst(s ...string) string {
 	for _, v := range s {
 		if v != "" {
 			return v
@@ -173,14 +175,14 @@ func first(s ...string) string {
 }
 
 // deliver turns a batch of hits into incidents and evidence, each hit once.
-func (d *detector) deliver(ctx, ensureCtx workflow.Context, hits []DetectHit) error {
-	var groups []*hitGroup
-	byKey := map[string]*hitGroup{}
+func (d *detectLoop) deliver(ctx, ensureCtx workflow.Context, hits []DetectHit) error {
+	var groups []*detectHitGroup
+	byKey := map[string]*detectHitGroup{}
 	for _, h := range hits {
-		k := hitKey(h, d.cfg)
+		k := detectHitKey(h, d.cfg)
 		g := byKey[k]
 		if g == nil {
-			g = &hitGroup{key: k}
+			g = &detectHitGroup{key: k}
 			byKey[k] = g
 			groups = append(groups, g)
 		}
@@ -196,7 +198,7 @@ func (d *detector) deliver(ctx, ensureCtx workflow.Context, hits []DetectHit) er
 		futures[i] = ensure(g.hits[0])
 	}
 	type sent struct {
-		g *hitGroup
+		g *detectHitGroup
 		h DetectHit
 		f workflow.Future
 	}
@@ -242,7 +244,7 @@ func (d *detector) deliver(ctx, ensureCtx workflow.Context, hits []DetectHit) er
 			d.st.Counts.Evidence++
 		default:
 			if err := workflow.SignalExternalWorkflow(ctx, res.IncidentID, "", SignalEvidence, s.h.Evidence).Get(ctx, nil); err != nil {
-				d.problems(fmt.Sprintf("%s: evidence not delivered to %s: %s", s.h.Evidence.Ref, res.IncidentID, rootMessage(err)))
+				d.problems(fmt.Sprintf("%s: evidence not delivered to %s: %s", s.h.Evidence.Ref, res.IncidentID, detectRootMessage(err)))
 				continue
 			}
 			d.st.Counts.Evidence++
@@ -251,8 +253,13 @@ func (d *detector) deliver(ctx, ensureCtx workflow.Context, hits []DetectHit) er
 	return nil
 }
 
-// rootMessage is the innermost error message: an activity error's cause.
-func rootMessage(err error) string {
+// detectRootMessage is the message of an activity failure's cause, without
+// Temporal's wrapping.
+func detectRootMessage(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Message()
+	}
 	for {
 		u := errors.Unwrap(err)
 		if u == nil {
