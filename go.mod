@@ -4,12 +4,17 @@ go 1.26.8
 
 require (
 	github.com/Admiral-Piett/goaws v0.4.5
+	github.com/elastic/go-elasticsearch/v8 v8.19.7
 	github.com/temporalio/ui-server/v2 v2.54.1
+	github.com/valyala/fastjson v1.6.10
 	go.temporal.io/sdk v1.50.0
 	go.temporal.io/server v1.32.0
 )
 
-require github.com/kylelemons/godebug v1.1.0 // indirect
+require (
+	github.com/elastic/elastic-transport-go/v8 v8.9.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect
