@@ -208,7 +208,7 @@ func (inc *incident) setUpdateHandlers(ctx workflow.Context) error {
 			case inc.releaseWanted:
 				return fmt.Errorf("incident %s is already being released", inc.st.IncidentID)
 			case inc.st.Phase.Final():
-				return fmt.Errorf("incident %s is closed (%s)", inc.st.IncidentID, inc.st.Phase)
+				return fmt.Errorf("incident %s is closed (%s): nothing to release", inc.st.IncidentID, inc.st.Phase)
 			case inc.destroyed || inc.st.Phase == PhaseTerminating || inc.st.Phase == PhaseHealing || inc.st.Phase == PhaseCleaningUp:
 				return fmt.Errorf("incident %s can no longer be released: the original instance is being or was terminated", inc.st.IncidentID)
 			case !inc.isolated:
