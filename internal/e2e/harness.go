@@ -40,6 +40,8 @@ type Harness struct {
 	Worker worker.Worker
 	// Limits are the governors' limits for the next StartWorker.
 	Limits workflows.GovernorLimits
+
+	srvOpts devserver.Options // how Srv was started, for StartServer
 }
 
 func New(t testing.TB, delays simcloud.Delays, dbFile string) *Harness {
@@ -54,12 +56,13 @@ func NewWithEnv(t testing.TB, env *simcloud.Environment, delays simcloud.Delays,
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := devserver.Start(ctx, devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log})
+	opts := devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log}
+	srv, err := devserver.Start(ctx, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })
 	sim, err := simcloud.New(env, simcloud.Options{Delays: delays})
 	require.NoError(t, err)
-	h := &Harness{t: t, Srv: srv, Sim: sim, Limits: workflows.DefaultGovernorLimits}
+	h := &Harness{t: t, Srv: srv, Sim: sim, Limits: workflows.DefaultGovernorLimits, srvOpts: opts}
 	h.Client = h.Dial()
 	h.Acts = &activities.Activities{Cloud: sim, Notifier: &activities.Notifier{SNS: sim, TopicARN: "arn:aws:sns:us-east-1:123456789012:cordon-alerts"}, PollInterval: 50 * time.Millisecond}
 	h.StartWorker()
@@ -71,10 +74,11 @@ func NewWithEnv(t testing.TB, env *simcloud.Environment, delays simcloud.Delays,
 func NewWithCloud(t testing.TB, cloud activities.CloudProvider, notifier *activities.Notifier, dbFile string) *Harness {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := devserver.Start(context.Background(), devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log})
+	opts := devserver.Options{DBFile: dbFile, UIPort: devserver.NoUI, SearchAttributes: searchAttributes(), Logger: log}
+	srv, err := devserver.Start(context.Background(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })
-	h := &Harness{t: t, Srv: srv}
+	h := &Harness{t: t, Srv: srv, srvOpts: opts}
 	h.Client = h.Dial()
 	h.Acts = &activities.Activities{Cloud: cloud, Notifier: notifier, PollInterval: 50 * time.Millisecond}
 	h.StartWorker()
@@ -92,6 +96,38 @@ func (h *Harness) StartWorker() {
 	h.Worker = app.NewWorker(h.Client, h.Acts, h.Limits, worker.Options{})
 	require.NoError(h.t, h.Worker.Start())
 	h.t.Cleanup(h.Worker.Stop)
+}
+
+// StopServer stops the worker, closes the client and stops the embedded
+// Temporal server, as a crash of the whole worker host would (the SQLite file
+// stays). StartServer brings them back.
+func (h *Harness) StopServer() {
+	h.t.Helper()
+	h.Worker.Stop()
+	h.Client.Close()
+	require.NoError(h.t, h.Srv.Stop())
+}
+
+// StartServer starts the embedded Temporal server again on the SQLite file it
+// was first started on (a new frontend port), dials a new Client and starts
+// a new Worker. The harness must have been made with a dbFile: an in-memory
+// server does not keep its workflows.
+func (h *Harness) StartServer() {
+	h.t.Helper()
+	require.NotEmpty(h.t, h.srvOpts.DBFile, "StartServer needs a harness on a SQLite file (dbFile)")
+	srv, err := devserver.Start(context.Background(), h.srvOpts)
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { _ = srv.Stop() })
+	h.Srv = srv
+	h.Client = h.Dial()
+	h.StartWorker()
+}
+
+// RestartServer is StopServer then StartServer.
+func (h *Harness) RestartServer() {
+	h.t.Helper()
+	h.StopServer()
+	h.StartServer()
 }
 
 // WaitFinal polls the incidents until each is in a final phase.
