@@ -124,10 +124,12 @@ func crashMatrix() []crashStep {
 				// Let the stopped attempt's failure reach the server (a
 				// lost report would cost the 2-minute heartbeat timeout).
 				r.waitActivityNotStarted(t, r.ids[0], "WaitImageAvailable")
+				run := r.runID(t)
 				r.h.StopServer()
 				time.Sleep(500 * time.Millisecond)
 				r.h.StartServer()
-				r.requirePhase(t, workflows.PhaseImaging)
+				require.Equal(t, run, r.runID(t), "the same run goes on after the restart")
+				r.crashes++
 			}},
 		{name: "relaunching", insts: []string{seedB}, delays: simcloud.Delays{InstanceStart: 2 * time.Second},
 			crash: func(t *testing.T, r *crashRig) {
@@ -175,19 +177,46 @@ func crashMatrix() []crashStep {
 	}
 }
 
-// TestCrashMatrix kills the worker during each runbook step in turn.
+// TestCrashMatrix kills the worker during each runbook step in turn, one
+// subtest per step (each on a fresh seed environment and SQLite file):
+//
+//   - preflight: while describing the instance.
+//   - governor-queued: three incidents in one group; the third waits in the
+//     governor's queue, the other two hold the slots and wait for images.
+//   - isolating-between-swaps: an ENI is in the allow-all transition group,
+//     its swap to the no-rule group not yet made.
+//   - imaging-create-lost: CreateImage took effect, its response is lost
+//     (the deterministic image name must find it).
+//   - imaging-wait-server-restart: the image is pending; the worker and then
+//     the Temporal server stop, and both start again on the SQLite file.
+//   - relaunching: RunInstances took effect, its response is lost (the client
+//     token must find the copy); then again while the copy starts.
+//   - terminating: TerminateInstances took effect, its response is lost.
+//   - healing: while waiting for the group's replacement.
+//   - cleaning-up: DeregisterImage took effect, its response is lost.
+//   - cleaning-up-delete-snapshots: policy snapshots=delete; the first
+//     DeleteSnapshot took effect, its response is lost.
+//
+// After each: every incident resolved, the original terminated, exactly one
+// image (named by the incident's kept snapshots; none left registered) and
+// one running quarantine copy per incident, one CreateImage and one
+// RunInstances call per incident, the snapshots kept (or, by policy, all
+// deleted), no security group created or leaked and no ENI left in the
+// transition group, the group healed at its old desired capacity, and every
+// governor slot returned.
 func TestCrashMatrix(t *testing.T) {
 	for _, step := range crashMatrix() {
 		t.Run(step.name, func(t *testing.T) {
 			start := time.Now()
 			r := newCrashRig(t, step)
 			step.crash(t, r)
+			require.Positive(t, r.crashes, "the worker was stopped in %s", step.name)
 			final := r.h.WaitFinal(r.ids, 2*time.Minute)
 			for _, id := range r.ids {
 				logSlowSteps(t, final[id], 5*time.Second)
 			}
 			r.requireContained(t, final)
-			t.Logf("%s: %d incident(s) resolved in %s", step.name, len(r.ids), time.Since(start).Round(time.Millisecond))
+			t.Logf("%s: %d crash(es), %d incident(s) resolved in %s", step.name, r.crashes, len(r.ids), time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -359,6 +388,14 @@ func (r *crashRig) waitActivityNotStarted(t *testing.T, id, activity string) {
 		}
 		return true
 	}, 30*time.Second, 20*time.Millisecond, "the stopped attempt of %s was never reported", activity)
+}
+
+func (r *crashRig) runID(t *testing.T) string {
+	t.Helper()
+	d, err := r.h.Client.DescribeWorkflowExecution(context.Background(), r.ids[0], "")
+	require.NoError(t, err)
+	require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus())
+	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 }
 
 func (r *crashRig) groupID(t *testing.T, name string) string {
