@@ -264,25 +264,13 @@ func DetectFormat(name string, head []byte) Format {
 // by an optional comment ("1.10.16.0/20 ; SBL256894", "1.2.3.4 # scanner")
 // that becomes the entry label.
 func parseTextList(r io.Reader, res *LoadResult) error {
-	lr := newLineReader(r, 64<<10, maxListLine)
-	for {
-		raw, tooLong, err := lr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if tooLong {
-			res.addError(lr.line, "", fmt.Sprintf("line longer than %d bytes", maxListLine))
-			continue
-		}
-		if lr.line == 1 {
+	return eachListLine(r, res, func(lineNo int, raw []byte) {
+		if lineNo == 1 {
 			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
 		}
 		raw = bytes.TrimSpace(raw)
 		if len(raw) == 0 || raw[0] == '#' || raw[0] == ';' {
-			continue
+			return
 		}
 		line := string(raw) // Text and Label are sub-strings of it: one allocation per entry
 		text, label := line, ""
@@ -291,19 +279,19 @@ func parseTextList(r io.Reader, res *LoadResult) error {
 			rest := strings.TrimSpace(line[i:])
 			if rest != "" {
 				if rest[0] != '#' && rest[0] != ';' {
-					res.addError(lr.line, line, "unexpected text after the address")
-					continue
+					res.addError(lineNo, line, "unexpected text after the address")
+					return
 				}
 				label = strings.TrimSpace(rest[1:])
 			}
 		}
 		pfx, err := ParsePrefix(text)
 		if err != nil {
-			res.addError(lr.line, line, err.Error())
-			continue
+			res.addError(lineNo, line, err.Error())
+			return
 		}
-		res.Entries = append(res.Entries, Entry{Prefix: pfx, Text: text, Label: label, Line: lr.line})
-	}
+		res.Entries = append(res.Entries, Entry{Prefix: pfx, Text: text, Label: label, Line: lineNo})
+	})
 }
 
 // spamhausJSON is one line of Spamhaus drop_v4.json / drop_v6.json.
@@ -315,42 +303,30 @@ type spamhausJSON struct {
 }
 
 func parseSpamhausJSON(r io.Reader, res *LoadResult) error {
-	lr := newLineReader(r, 64<<10, maxListLine)
-	for {
-		raw, tooLong, err := lr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if tooLong {
-			res.addError(lr.line, "", fmt.Sprintf("line longer than %d bytes", maxListLine))
-			continue
-		}
+	return eachListLine(r, res, func(lineNo int, raw []byte) {
 		line := bytes.TrimSpace(raw)
 		if len(line) == 0 || line[0] == '#' || line[0] == ';' {
-			continue
+			return
 		}
 		var rec spamhausJSON
 		if err := json.Unmarshal(line, &rec); err != nil {
-			res.addError(lr.line, string(line), "bad JSON: "+err.Error())
-			continue
+			res.addError(lineNo, string(line), "bad JSON: "+err.Error())
+			return
 		}
 		if rec.Type == "metadata" {
-			continue
+			return
 		}
 		if rec.CIDR == "" {
-			res.addError(lr.line, string(line), "no cidr")
-			continue
+			res.addError(lineNo, string(line), "no cidr")
+			return
 		}
 		pfx, err := ParsePrefix(rec.CIDR)
 		if err != nil {
-			res.addError(lr.line, string(line), err.Error())
-			continue
+			res.addError(lineNo, string(line), err.Error())
+			return
 		}
-		res.Entries = append(res.Entries, Entry{Prefix: pfx, Text: rec.CIDR, Label: rec.SBLID, Line: lr.line})
-	}
+		res.Entries = append(res.Entries, Entry{Prefix: pfx, Text: rec.CIDR, Label: rec.SBLID, Line: lineNo})
+	})
 }
 
 // parseFeodoCSV reads the abuse.ch Feodo Tracker CSV. The header row names
@@ -444,4 +420,24 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 func isAddr(s string) bool {
 	_, err := netip.ParseAddr(strings.TrimSpace(s))
 	return err == nil
+}
+
+// eachListLine calls fn with each line of a list and its number, reporting
+// lines over maxListLine as errors and skipping them.
+func eachListLine(r io.Reader, res *LoadResult, fn func(lineNo int, raw []byte)) error {
+	lr := newLineReader(r, 64<<10, maxListLine)
+	for {
+		raw, tooLong, err := lr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if tooLong {
+			res.addError(lr.line, "", fmt.Sprintf("line longer than %d bytes", maxListLine))
+			continue
+		}
+		fn(lr.line, raw)
+	}
 }
