@@ -370,50 +370,77 @@ func ensureGroup(ctx context.Context, api EC2API, vpc, name, desc string, allowA
 	}
 	id := aws.ToString(g.GroupId)
 	// Set the rules on a found group too: an earlier attempt may have
-	// created it and failed before its rules were set.
+	// created it and failed before its rules were set, and a group of that
+	// name made or edited by someone else must not keep a rule that lets
+	// traffic through.
 	if allowAll {
-		if hasAllTrafficFromAnywhere(g.IpPermissions) {
-			return id, nil
-		}
-		// All protocols from anywhere, IPv4 and IPv6; the default egress
-		// rule already allows all outbound traffic.
-		_, err = api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(id),
-			IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"),
-				IpRanges:   []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}},
-				Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}}},
-		})
-		if err != nil && ErrorCode(err) != "InvalidPermission.Duplicate" {
-			return "", wrap("AuthorizeSecurityGroupIngress", err)
-		}
-		return id, nil
+		return id, allowAllTraffic(ctx, api, id, g)
 	}
-	// The isolation group allows nothing: revoke every outbound rule it has.
-	if len(g.IpPermissionsEgress) == 0 {
-		return id, nil
-	}
-	_, err = api.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{
-		GroupId: aws.String(id), IpPermissions: g.IpPermissionsEgress,
-	})
-	if err != nil && ErrorCode(err) != "InvalidPermission.NotFound" {
-		return "", wrap("RevokeSecurityGroupEgress", err)
-	}
-	return id, nil
+	return id, revokeAllRules(ctx, api, id, g)
 }
 
-// hasAllTrafficFromAnywhere reports whether perms allow all protocols from 0.0.0.0/0.
-func hasAllTrafficFromAnywhere(perms []ec2types.IpPermission) bool {
+// allowAllTraffic makes the transition group allow all traffic in both
+// directions, IPv4 and IPv6: only flows such a group allows both ways become
+// untracked, so that the second swap cuts them at once.
+func allowAllTraffic(ctx context.Context, api EC2API, id string, g *ec2types.SecurityGroup) error {
+	if missing := missingAllTraffic(g.IpPermissions); len(missing) > 0 {
+		_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: missing})
+		if err != nil && ErrorCode(err) != "InvalidPermission.Duplicate" {
+			return wrap("AuthorizeSecurityGroupIngress", err)
+		}
+	}
+	if missing := missingAllTraffic(g.IpPermissionsEgress); len(missing) > 0 {
+		_, err := api.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: missing})
+		if err != nil && ErrorCode(err) != "InvalidPermission.Duplicate" {
+			return wrap("AuthorizeSecurityGroupEgress", err)
+		}
+	}
+	return nil
+}
+
+// revokeAllRules leaves the isolation group with no rule in either direction.
+func revokeAllRules(ctx context.Context, api EC2API, id string, g *ec2types.SecurityGroup) error {
+	if len(g.IpPermissions) > 0 {
+		_, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: g.IpPermissions})
+		if err != nil && ErrorCode(err) != "InvalidPermission.NotFound" {
+			return wrap("RevokeSecurityGroupIngress", err)
+		}
+	}
+	if len(g.IpPermissionsEgress) > 0 {
+		_, err := api.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: g.IpPermissionsEgress})
+		if err != nil && ErrorCode(err) != "InvalidPermission.NotFound" {
+			return wrap("RevokeSecurityGroupEgress", err)
+		}
+	}
+	return nil
+}
+
+// missingAllTraffic returns the all-traffic permissions (IPv4 0.0.0.0/0,
+// IPv6 ::/0) that perms lack; nil when both are there.
+func missingAllTraffic(perms []ec2types.IpPermission) []ec2types.IpPermission {
+	var has4, has6 bool
 	for _, p := range perms {
 		if aws.ToString(p.IpProtocol) != "-1" {
 			continue
 		}
 		for _, r := range p.IpRanges {
-			if aws.ToString(r.CidrIp) == "0.0.0.0/0" {
-				return true
-			}
+			has4 = has4 || aws.ToString(r.CidrIp) == "0.0.0.0/0"
+		}
+		for _, r := range p.Ipv6Ranges {
+			has6 = has6 || aws.ToString(r.CidrIpv6) == "::/0"
 		}
 	}
-	return false
+	p := ec2types.IpPermission{IpProtocol: aws.String("-1")}
+	if !has4 {
+		p.IpRanges = []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}
+	}
+	if !has6 {
+		p.Ipv6Ranges = []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}
+	}
+	if has4 && has6 {
+		return nil
+	}
+	return []ec2types.IpPermission{p}
 }
 
 // InstanceGroupInput names an instance and its Auto Scaling group.

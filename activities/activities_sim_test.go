@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -440,7 +441,40 @@ func requireIsolationRules(t *testing.T, h *harness, res activities.IsolationGro
 		return out
 	}
 	require.Equal(t, []string{"0.0.0.0/0", "::/0"}, peers(tr.Ingress), "transition group: all traffic in")
-	require.Contains(t, peers(tr.Egress), "0.0.0.0/0", "transition group: all traffic out")
+	require.Equal(t, []string{"0.0.0.0/0", "::/0"}, peers(tr.Egress), "transition group: all traffic out")
+}
+
+// Groups of Cordon's names that someone else made or edited are set right,
+// not trusted: an isolation group that still lets SSH in, or a web port, or
+// traffic from another group, would leave the server reachable; a transition
+// group without the IPv6 rules would leave IPv6 flows tracked, so the
+// second swap would not cut them.
+func TestEnsureIsolationGroupsFixesFoundGroups(t *testing.T) {
+	h := bare(t)
+	ctx := t.Context()
+	mk := func(name string) string {
+		out, err := h.cloud.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(name),
+			Description: aws.String("made by hand"), VpcId: aws.String(bareVPC)})
+		require.NoError(t, err)
+		return aws.ToString(out.GroupId)
+	}
+	iso, tr := mk(activities.IsolationGroupName), mk(activities.TransitionGroupName)
+	_, err := h.cloud.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(iso), IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443), Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}},
+		{IpProtocol: aws.String("-1"), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(tr)}}},
+	}})
+	require.NoError(t, err)
+	_, err = h.cloud.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(tr), IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("-1"), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+	}})
+	require.NoError(t, err)
+	h.cloud.ResetCalls()
+
+	res := must[activities.IsolationGroupsResult](h, h.acts.EnsureIsolationGroups, activities.IsolationGroupsInput{Target: tgt, VPCID: bareVPC})
+	require.Equal(t, activities.IsolationGroupsResult{TransitionGroupID: tr, IsolationGroupID: iso}, res, "the found groups are used")
+	requireIsolationRules(t, h, res, bareVPC)
+	require.ElementsMatch(t, []string{"RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"}, h.cloud.Mutations())
 }
 
 func TestEnsureIsolationGroupsCreatesMissingGroups(t *testing.T) {
@@ -469,7 +503,7 @@ func TestEnsureIsolationGroupsCreatesMissingGroups(t *testing.T) {
 // half-way) must still end with the rules right: a "cordon-isolation" group
 // that still allows all egress would not isolate anything.
 func TestEnsureIsolationGroupsRetryAfterPartialFailure(t *testing.T) {
-	for _, op := range []string{"RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"} {
+	for _, op := range []string{"RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"} {
 		t.Run(op, func(t *testing.T) {
 			h := bare(t)
 			before := vpcGroups(t, h, bareVPC)

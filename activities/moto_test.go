@@ -204,10 +204,11 @@ func TestMotoEnsureIsolationGroups(t *testing.T) {
 	require.Len(t, tr, 1)
 	require.Equal(t, first.TransitionGroupID, aws.ToString(tr[0].GroupId))
 	require.True(t, allTraffic(tr[0].IpPermissions, true), "transition: all inbound IPv4 and IPv6: %+v", tr[0].IpPermissions)
-	require.True(t, allTraffic(tr[0].IpPermissionsEgress, false), "transition: all outbound (the default rule)")
+	require.True(t, allTraffic(tr[0].IpPermissionsEgress, true), "transition: all outbound IPv4 and IPv6: %+v", tr[0].IpPermissionsEgress)
 
 	// An isolation group left half-made (created, outbound rule not yet
-	// revoked: a crash between the two calls) is completed, not trusted.
+	// revoked: a crash between the two calls), or made by hand with inbound
+	// rules, is completed, not trusted.
 	vpc, err := f.EC2.CreateVpc(context.Background(), &ec2.CreateVpcInput{CidrBlock: aws.String("10.30.0.0/16")})
 	require.NoError(t, err)
 	vpcID := aws.ToString(vpc.Vpc.VpcId)
@@ -215,9 +216,16 @@ func TestMotoEnsureIsolationGroups(t *testing.T) {
 		Description: aws.String("half made"), VpcId: vpc.Vpc.VpcId})
 	require.NoError(t, err)
 	require.NotEmpty(t, f.SecurityGroupsNamed(t, vpcID, activities.IsolationGroupName)[0].IpPermissionsEgress, "moto adds AWS's default outbound rule")
+	_, err = f.EC2.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: half.GroupId, IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}},
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443), Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}},
+	}})
+	require.NoError(t, err)
 	got := h.isolationGroups(vpcID)
 	require.Equal(t, aws.ToString(half.GroupId), got.IsolationGroupID)
-	require.Empty(t, f.SecurityGroupsNamed(t, vpcID, activities.IsolationGroupName)[0].IpPermissionsEgress, "outbound rule revoked on the found group")
+	found := f.SecurityGroupsNamed(t, vpcID, activities.IsolationGroupName)[0]
+	require.Empty(t, found.IpPermissions, "inbound rules revoked on the found group")
+	require.Empty(t, found.IpPermissionsEgress, "outbound rule revoked on the found group")
 }
 
 func allTraffic(perms []ec2types.IpPermission, ipv6 bool) bool {

@@ -544,6 +544,19 @@ func (c *Cloud) authorizeIngress(_ time.Time, in *ec2.AuthorizeSecurityGroupIngr
 	if err != nil {
 		return nil, err
 	}
+	if err := dry(in.DryRun); err != nil {
+		return nil, err
+	}
+	added, err := c.addRules(g, rules)
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.AuthorizeSecurityGroupIngressOutput{Return: ptr(true), SecurityGroupRules: added}, nil
+}
+
+// addRules adds rules to g; one that exists fails the whole call with
+// InvalidPermission.Duplicate, as on AWS.
+func (c *Cloud) addRules(g *secGroup, rules []*sgRule) ([]ec2types.SecurityGroupRule, error) {
 	existing := map[string]bool{}
 	for _, r := range g.rules {
 		existing[r.key()] = true
@@ -554,16 +567,47 @@ func (c *Cloud) authorizeIngress(_ time.Time, in *ec2.AuthorizeSecurityGroupIngr
 		}
 		existing[r.key()] = true
 	}
-	if err := dry(in.DryRun); err != nil {
-		return nil, err
-	}
-	out := &ec2.AuthorizeSecurityGroupIngressOutput{Return: ptr(true)}
+	var out []ec2types.SecurityGroupRule
 	for _, r := range rules {
 		r.id = c.newID("sgr")
 		g.rules = append(g.rules, r)
-		out.SecurityGroupRules = append(out.SecurityGroupRules, c.ruleOut(g, r))
+		out = append(out, c.ruleOut(g, r))
 	}
 	return out, nil
+}
+
+// AuthorizeSecurityGroupEgress implements activities.EC2API with GroupId and
+// IpPermissions. An existing rule fails InvalidPermission.Duplicate.
+func (c *Cloud) AuthorizeSecurityGroupEgress(ctx context.Context, in *ec2.AuthorizeSecurityGroupEgressInput, _ ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupEgressOutput, error) {
+	return call(c, ctx, svcEC2, "AuthorizeSecurityGroupEgress", in, c.authorizeEgress)
+}
+
+func (c *Cloud) authorizeEgress(_ time.Time, in *ec2.AuthorizeSecurityGroupEgressInput) (*ec2.AuthorizeSecurityGroupEgressOutput, error) {
+	if err := need("AuthorizeSecurityGroupEgress", req{"GroupId", in.GroupId != nil}); err != nil {
+		return nil, err
+	}
+	g, err := c.secGroupByID(*in.GroupId)
+	if err != nil {
+		return nil, err
+	}
+	if in.CidrIp != nil || in.IpProtocol != nil || in.SourceSecurityGroupName != nil {
+		return nil, apiErr("InvalidParameterCombination", "The parameter 'ipProtocol' is not supported for egress rules; use ipPermissions")
+	}
+	if len(in.IpPermissions) == 0 {
+		return nil, apiErr("MissingParameter", "No outbound rule specified.")
+	}
+	rules, err := c.rulesFrom(in.IpPermissions, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := dry(in.DryRun); err != nil {
+		return nil, err
+	}
+	added, err := c.addRules(g, rules)
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.AuthorizeSecurityGroupEgressOutput{Return: ptr(true), SecurityGroupRules: added}, nil
 }
 
 // RevokeSecurityGroupEgress implements activities.EC2API with
@@ -587,24 +631,61 @@ func (c *Cloud) revokeEgress(_ time.Time, in *ec2.RevokeSecurityGroupEgressInput
 	if len(in.IpPermissions) == 0 && len(in.SecurityGroupRuleIds) == 0 {
 		return nil, apiErr("MissingParameter", "No outbound rule specified.")
 	}
+	unknown, revoked, err := c.revokeRules(g, in.SecurityGroupRuleIds, in.IpPermissions, true, in.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.RevokeSecurityGroupEgressOutput{Return: ptr(true), UnknownIpPermissions: unknown, RevokedSecurityGroupRules: revoked}, nil
+}
+
+// RevokeSecurityGroupIngress implements activities.EC2API with GroupId and
+// SecurityGroupRuleIds or IpPermissions. Permissions that match no rule are
+// returned in UnknownIpPermissions, as on AWS; unknown rule IDs fail.
+func (c *Cloud) RevokeSecurityGroupIngress(ctx context.Context, in *ec2.RevokeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error) {
+	return call(c, ctx, svcEC2, "RevokeSecurityGroupIngress", in, c.revokeIngress)
+}
+
+func (c *Cloud) revokeIngress(_ time.Time, in *ec2.RevokeSecurityGroupIngressInput) (*ec2.RevokeSecurityGroupIngressOutput, error) {
+	if err := need("RevokeSecurityGroupIngress", req{"GroupId", in.GroupId != nil}); err != nil {
+		return nil, err
+	}
+	g, err := c.secGroupByID(*in.GroupId)
+	if err != nil {
+		return nil, err
+	}
+	if in.CidrIp != nil || in.IpProtocol != nil || in.SourceSecurityGroupName != nil {
+		return nil, apiErr("InvalidParameterCombination", "use ipPermissions or securityGroupRuleIds (the flat form is not simulated)")
+	}
+	if len(in.IpPermissions) == 0 && len(in.SecurityGroupRuleIds) == 0 {
+		return nil, apiErr("MissingParameter", "No inbound rule specified.")
+	}
+	unknown, revoked, err := c.revokeRules(g, in.SecurityGroupRuleIds, in.IpPermissions, false, in.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	return &ec2.RevokeSecurityGroupIngressOutput{Return: ptr(true), UnknownIpPermissions: unknown, RevokedSecurityGroupRules: revoked}, nil
+}
+
+// revokeRules removes the rules of one direction named by ID or permission.
+func (c *Cloud) revokeRules(g *secGroup, ids []string, perms []ec2types.IpPermission, egress bool, dryRun *bool) ([]ec2types.IpPermission, []ec2types.RevokedSecurityGroupRule, error) {
 	remove := map[*sgRule]bool{}
-	for _, id := range in.SecurityGroupRuleIds {
+	for _, id := range ids {
 		var found *sgRule
 		for _, r := range g.rules {
-			if r.id == id && r.egress {
+			if r.id == id && r.egress == egress {
 				found = r
 			}
 		}
 		if found == nil {
-			return nil, apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+			return nil, nil, apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
 		}
 		remove[found] = true
 	}
-	out := &ec2.RevokeSecurityGroupEgressOutput{Return: ptr(true)}
-	for _, p := range in.IpPermissions {
-		rules, err := c.rulesFrom([]ec2types.IpPermission{p}, true)
+	var unknown []ec2types.IpPermission
+	for _, p := range perms {
+		rules, err := c.rulesFrom([]ec2types.IpPermission{p}, egress)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, want := range rules {
 			matched := false
@@ -615,34 +696,35 @@ func (c *Cloud) revokeEgress(_ time.Time, in *ec2.RevokeSecurityGroupEgressInput
 				}
 			}
 			if !matched {
-				out.UnknownIpPermissions = append(out.UnknownIpPermissions, p)
+				unknown = append(unknown, p)
 			}
 		}
 	}
-	if err := dry(in.DryRun); err != nil {
-		return nil, err
+	if err := dry(dryRun); err != nil {
+		return nil, nil, err
 	}
+	var revoked []ec2types.RevokedSecurityGroupRule
 	kept := g.rules[:0:0]
 	for _, r := range g.rules {
-		if remove[r] {
-			rv := ec2types.RevokedSecurityGroupRule{
-				SecurityGroupRuleId: ptr(r.id), GroupId: ptr(g.id), IsEgress: ptr(true), IpProtocol: ptr(r.proto),
-				FromPort: copyPort(r.from), ToPort: copyPort(r.to),
-			}
-			if r.cidr4 != "" {
-				rv.CidrIpv4 = ptr(r.cidr4)
-			}
-			if r.cidr6 != "" {
-				rv.CidrIpv6 = ptr(r.cidr6)
-			}
-			if r.group != "" {
-				rv.ReferencedGroupId = ptr(r.group)
-			}
-			out.RevokedSecurityGroupRules = append(out.RevokedSecurityGroupRules, rv)
+		if !remove[r] {
+			kept = append(kept, r)
 			continue
 		}
-		kept = append(kept, r)
+		rv := ec2types.RevokedSecurityGroupRule{
+			SecurityGroupRuleId: ptr(r.id), GroupId: ptr(g.id), IsEgress: ptr(egress), IpProtocol: ptr(r.proto),
+			FromPort: copyPort(r.from), ToPort: copyPort(r.to),
+		}
+		if r.cidr4 != "" {
+			rv.CidrIpv4 = ptr(r.cidr4)
+		}
+		if r.cidr6 != "" {
+			rv.CidrIpv6 = ptr(r.cidr6)
+		}
+		if r.group != "" {
+			rv.ReferencedGroupId = ptr(r.group)
+		}
+		revoked = append(revoked, rv)
 	}
 	g.rules = kept
-	return out, nil
+	return unknown, revoked, nil
 }

@@ -206,8 +206,8 @@ func TestSeedLoadsTheCaptureFleet(t *testing.T) {
 	require.Empty(t, iso.Egress)
 	tr, ok := c.SecurityGroup("cordon-isolation-transition")
 	require.True(t, ok)
-	require.Len(t, tr.Ingress, 1)
-	require.Len(t, tr.Egress, 1)
+	require.Len(t, tr.Ingress, 2, "all traffic in, IPv4 and IPv6")
+	require.Len(t, tr.Egress, 2, "all traffic out, IPv4 and IPv6")
 	require.Equal(t, []string{topic}, c.Topics())
 
 	// The demo's copy is the same file.
@@ -673,7 +673,7 @@ func TestSecurityGroups(t *testing.T) {
 	two, _ := c.Instance(twoENI)
 	out, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName: aws.String("cordon-isolation-2"), Description: aws.String("isolation"), VpcId: aws.String(two.VPCID),
-		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: []ec2types.Tag{{Key: aws.String("managed-by"), Value: aws.String("cordon")}}}},
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: []ec2types.Tag{{Key: aws.String("cordon:managed"), Value: aws.String("true")}}}},
 	})
 	require.NoError(t, err)
 	id := aws.ToString(out.GroupId)
@@ -702,7 +702,7 @@ func TestSecurityGroups(t *testing.T) {
 	requireCode(t, err, "InvalidPermission.Duplicate")
 
 	desc, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
-		filter("group-name", "cordon-isolation*"), filter("vpc-id", two.VPCID), filter("tag:managed-by", "cordon"),
+		filter("group-name", "cordon-isolation*"), filter("vpc-id", two.VPCID), filter("tag:cordon:managed", "true"),
 	}})
 	require.NoError(t, err)
 	require.Len(t, desc.SecurityGroups, 3)

@@ -362,7 +362,7 @@ func Plan(in QuarantineInput, pf activities.PreflightResult) []PlannedStep {
 	if ps.AutoScalingGroup != "" {
 		add("governor", "autoscaling:DescribeAutoScalingGroups — the governor of "+ps.AutoScalingGroup+" counts healthy capacity", "elasticloadbalancing:DescribeTargetHealth")
 	}
-	add("isolation-groups", "ec2:DescribeSecurityGroups")
+	add("isolation-groups", "ec2:DescribeSecurityGroups — then CreateSecurityGroup, AuthorizeSecurityGroupIngress/Egress (transition group: all traffic both ways, IPv4 and IPv6) and RevokeSecurityGroupIngress/Egress (isolation group: no rule at all) only where a group is missing or its rules differ")
 	if ps.AutoScalingGroup != "" {
 		add("detach", "autoscaling:DetachInstances — from "+ps.AutoScalingGroup+", ShouldDecrementDesiredCapacity=false")
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 	enums "go.temporal.io/api/enums/v1"
 
@@ -121,6 +122,9 @@ func (r *motoRig) requireContained(t *testing.T, st workflows.Status, snapshotsD
 //   - the standalone instance with two network interfaces (no group, so
 //     Cordon waits for approval), approved: resolved.
 //
+// The account already has a cordon-isolation group, made by hand as the
+// README allows, that still lets SSH in: Cordon uses it and strips its rules.
+//
 // Then the IAM policy in deploy/iam-policy.json must grant exactly the AWS
 // operations the worker called.
 func TestMotoWorkflowEndToEnd(t *testing.T) {
@@ -128,6 +132,14 @@ func TestMotoWorkflowEndToEnd(t *testing.T) {
 	f := r.f
 	ctx := context.Background()
 	g0 := f.DescribeGroup(t)
+	byHand, err := f.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(activities.IsolationGroupName),
+		Description: aws.String("made by hand"), VpcId: aws.String(f.VPCID),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup,
+			Tags: []ec2types.Tag{{Key: aws.String("cordon:managed"), Value: aws.String("true")}}}}})
+	require.NoError(t, err)
+	_, err = f.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: byHand.GroupId, IpPermissions: []ec2types.IpPermission{
+		{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}})
+	require.NoError(t, err)
 
 	keep := r.open(t, f.Members[0], workflows.Policy{})
 	del := r.open(t, f.Members[1], workflows.Policy{Snapshots: workflows.SnapshotsDelete})
@@ -139,13 +151,16 @@ func TestMotoWorkflowEndToEnd(t *testing.T) {
 	// instance is out of the group and the target group, protected, tagged.
 	iso := f.SecurityGroupsNamed(t, f.VPCID, activities.IsolationGroupName)
 	require.Len(t, iso, 1)
+	require.Equal(t, aws.ToString(byHand.GroupId), aws.ToString(iso[0].GroupId), "the group made by hand is used")
+	require.Empty(t, iso[0].IpPermissions, "no inbound rule left in the isolation group")
+	require.Empty(t, iso[0].IpPermissionsEgress, "no outbound rule left in the isolation group")
 	for eni := range awstest.ENIGroups(f.Instance(t, f.Members[2])) {
 		require.Equal(t, []string{aws.ToString(iso[0].GroupId)}, f.ENIOwnGroups(t, f.VPCID, eni), "isolated ENI %s", eni)
 	}
 	require.NotContains(t, awstest.GroupMembers(f.DescribeGroup(t)), f.Members[2])
 	require.NotContains(t, f.TargetHealth(t, f.TargetGroupARN), f.Members[2])
 	require.True(t, f.TerminationProtection(t, f.Members[2]))
-	_, err := workflows.Decide(ctx, r.h.Client, rej, workflows.UpdateReject, workflows.Decision{By: "moto-test"})
+	_, err = workflows.Decide(ctx, r.h.Client, rej, workflows.UpdateReject, workflows.Decision{By: "moto-test"})
 	require.NoError(t, err)
 
 	r.h.WaitPhase(two, workflows.PhaseAwaitingApproval, 2*time.Minute)
