@@ -263,7 +263,12 @@ func prepareSQLite(opts Options) (*config.SQL, error) {
 		// the process (and never released by the plugin's connection pool).
 		conf.DatabaseName = fmt.Sprintf("devserver-%d-%d", time.Now().UnixNano(), rand.Int64())
 	} else {
-		conf.ConnectAttributes = map[string]string{"mode": "rwc"}
+		// Write-ahead logging with synchronous=normal: a commit is one
+		// append to the log, not a rewrite of the rollback journal with
+		// two fsyncs, and it is still durable across a crash of the
+		// process (SQLite's documented guarantee for WAL). On 2 busy
+		// cores the default journal let persistence calls time out.
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal"}
 		conf.DatabaseName = opts.DBFile
 		switch _, err := os.Stat(opts.DBFile); {
 		case errors.Is(err, os.ErrNotExist):

@@ -154,10 +154,15 @@ func crashMatrix() []crashStep {
 			}},
 		{name: "healing", insts: []string{seedA}, delays: simcloud.Delays{Replace: 2 * time.Second},
 			crash: func(t *testing.T, r *crashRig) {
-				// While waiting for the group's replacement.
+				// While waiting for the group's replacement: the first
+				// group lookup after the original is gone is the heal
+				// check's (armed before the incident opens, so a slow
+				// machine on which the group heals first cannot miss it).
+				held := r.gate.Hold("DescribeAutoScalingGroups", false, func(any) bool {
+					inst, ok := r.h.Sim.Instance(seedA)
+					return ok && (inst.State == "shutting-down" || inst.State == "terminated")
+				})
 				r.open(t)
-				r.h.WaitPhase(r.ids[0], workflows.PhaseHealing, time.Minute)
-				held := r.gate.Hold("DescribeAutoScalingGroups", false, nil)
 				r.crashAt(t, held, workflows.PhaseHealing)
 			}},
 		{name: "cleaning-up", insts: []string{seedB},
