@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +30,10 @@ type Activities struct {
 	// running, group healed) describe the resource. Default 15 s, the
 	// interval of the SDK's own waiters; the simulated cloud uses less.
 	PollInterval time.Duration
+	// ProtectedInstances are instance IDs no incident may touch, whatever
+	// their tags (the worker's --protect-instance allowlist): preflight
+	// reports them protected and the incident ends there.
+	ProtectedInstances map[string]bool
 }
 
 // Names of the isolation security groups Cordon finds or creates per VPC.
@@ -99,10 +104,13 @@ type PreflightInput struct {
 
 // PreflightResult is what preflight found. It changes nothing.
 type PreflightResult struct {
-	Found     bool     `json:"found"`
-	State     string   `json:"state,omitempty"`
-	Protected bool     `json:"protected,omitempty"`
-	PreState  PreState `json:"preState"`
+	Found     bool   `json:"found"`
+	State     string `json:"state,omitempty"`
+	Protected bool   `json:"protected,omitempty"`
+	// ProtectedBy says what protects it: "tag <key>" or "the worker's
+	// instance allowlist".
+	ProtectedBy string   `json:"protectedBy,omitempty"`
+	PreState    PreState `json:"preState"`
 	// QuarantineSubnetID is the subnet for the quarantine copy, "" if none is configured or tagged.
 	QuarantineSubnetID string `json:"quarantineSubnetID,omitempty"`
 	// GroupMembers lists the group's members before the incident, so the
@@ -146,7 +154,10 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 		ps.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	if _, ok := ps.Tags[in.ProtectTag]; ok && in.ProtectTag != "" && !isFalse(ps.Tags[in.ProtectTag]) {
-		res.Protected = true
+		res.Protected, res.ProtectedBy = true, "tag "+in.ProtectTag
+	}
+	if a.ProtectedInstances[in.InstanceID] {
+		res.Protected, res.ProtectedBy = true, "the worker's instance allowlist (--protect-instance)"
 	}
 	enis := slices.Clone(inst.NetworkInterfaces)
 	sort.Slice(enis, func(i, j int) bool {
@@ -710,6 +721,8 @@ func (a *Activities) WaitImageAvailable(ctx context.Context, in ImageInput) (Ima
 	if err != nil {
 		return ImageResult{}, err
 	}
+	hb := keepAlive(ctx)
+	defer hb.stop()
 	for {
 		out, err := c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{in.ImageID}})
 		if err != nil {
@@ -730,7 +743,7 @@ func (a *Activities) WaitImageAvailable(ctx context.Context, in ImageInput) (Ima
 			}
 			return res, permanent(ErrWrongState, "image %s is %s: %s", in.ImageID, im.State, reason)
 		}
-		activity.RecordHeartbeat(ctx, string(im.State))
+		hb.beat(string(im.State))
 		if err := sleep(ctx, a.poll()); err != nil {
 			return res, err
 		}
@@ -747,6 +760,63 @@ func snapshotIDs(im ec2types.Image) []string {
 	sort.Strings(ids)
 	return ids
 }
+
+// WaitHeartbeatTimeout is the heartbeat timeout of the waits (image
+// available, instance running, group healed). They heartbeat every
+// keepAliveEvery from a goroutine of their own, also while a describe call
+// is slow (throttled and retried), so the server notices a dead worker
+// within this time and another worker resumes the wait.
+const WaitHeartbeatTimeout = 30 * time.Second
+
+// Variables for tests.
+var (
+	keepAliveEvery  = 10 * time.Second
+	isActivity      = activity.IsActivity
+	recordHeartbeat = activity.RecordHeartbeat
+)
+
+// pulse heartbeats an activity every keepAliveEvery with the latest detail
+// until stopped.
+type pulse struct {
+	ctx  context.Context
+	last atomic.Value // string
+	done chan struct{}
+}
+
+// keepAlive starts a pulse; call beat to record progress and stop when the
+// wait returns.
+func keepAlive(ctx context.Context) *pulse {
+	p := &pulse{ctx: ctx, done: make(chan struct{})}
+	p.last.Store("waiting")
+	if !isActivity(ctx) {
+		return p
+	}
+	go func() {
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				recordHeartbeat(ctx, p.last.Load())
+			}
+		}
+	}()
+	return p
+}
+
+// beat records progress now and as the detail of later pulses.
+func (p *pulse) beat(detail string) {
+	p.last.Store(detail)
+	if isActivity(p.ctx) {
+		recordHeartbeat(p.ctx, detail)
+	}
+}
+
+func (p *pulse) stop() { close(p.done) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -867,6 +937,8 @@ func (a *Activities) WaitInstanceRunning(ctx context.Context, in InstanceInput) 
 	if err != nil {
 		return err
 	}
+	hb := keepAlive(ctx)
+	defer hb.stop()
 	for {
 		inst, err := describeInstance(ctx, c.EC2, in.InstanceID)
 		if err != nil {
@@ -883,7 +955,7 @@ func (a *Activities) WaitInstanceRunning(ctx context.Context, in InstanceInput) 
 				}
 				return permanent(ErrWrongState, "instance %s is %s, not running: %s", in.InstanceID, inst.State.Name, reason)
 			}
-			activity.RecordHeartbeat(ctx, string(inst.State.Name))
+			hb.beat(string(inst.State.Name))
 		}
 		if err := sleep(ctx, a.poll()); err != nil {
 			return err
@@ -959,6 +1031,8 @@ func (a *Activities) WaitGroupHealed(ctx context.Context, in HealInput) (HealRes
 	if err != nil {
 		return HealResult{}, err
 	}
+	hb := keepAlive(ctx)
+	defer hb.stop()
 	for {
 		g, err := describeGroup(ctx, c.AutoScaling, in.Group)
 		if err != nil {
@@ -996,7 +1070,7 @@ func (a *Activities) WaitGroupHealed(ctx context.Context, in HealInput) (HealRes
 		if res.InService >= desired {
 			return res, nil
 		}
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d in service", res.InService, desired))
+		hb.beat(fmt.Sprintf("%d/%d in service", res.InService, desired))
 		if err := sleep(ctx, a.poll()); err != nil {
 			return res, err
 		}

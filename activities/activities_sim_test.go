@@ -317,12 +317,26 @@ func TestPreflightProtectedByTag(t *testing.T) {
 	res := must[activities.PreflightResult](h, h.acts.Preflight, activities.PreflightInput{Target: tgt, InstanceID: twoENI, ProtectTag: protectTag})
 	require.True(t, res.Found)
 	require.True(t, res.Protected)
+	require.Equal(t, "tag "+protectTag, res.ProtectedBy)
 
 	res = must[activities.PreflightResult](h, h.acts.Preflight, activities.PreflightInput{Target: tgt, InstanceID: otherServer, ProtectTag: protectTag})
 	require.True(t, res.Found)
 	require.False(t, res.Protected, "cordon:protected=false does not protect")
 
 	require.Empty(t, h.cloud.Mutations())
+}
+
+// The worker's instance allowlist protects an instance without any tag.
+func TestPreflightProtectedByAllowlist(t *testing.T) {
+	h := seed(t)
+	h.acts.ProtectedInstances = map[string]bool{otherServer: true}
+	res := must[activities.PreflightResult](h, h.acts.Preflight, activities.PreflightInput{Target: tgt, InstanceID: otherServer, ProtectTag: protectTag})
+	require.True(t, res.Found)
+	require.True(t, res.Protected)
+	require.Contains(t, res.ProtectedBy, "allowlist")
+
+	res = must[activities.PreflightResult](h, h.acts.Preflight, activities.PreflightInput{Target: tgt, InstanceID: twoENI, ProtectTag: protectTag})
+	require.False(t, res.Protected, "an instance not on the list")
 }
 
 // bareEnv is a VPC with an instance and nothing of Cordon's: no isolation

@@ -892,7 +892,7 @@ func TestMotoEveryActivityCovered(t *testing.T) {
 		"SetENIGroups": true, "SetTerminationProtection": true, "TagResources": true, "UntagResources": true, "CreateImage": true,
 		"WaitImageAvailable": true, "LaunchQuarantineCopy": true, "WaitInstanceRunning": true, "TerminateInstance": true,
 		"WaitGroupHealed": true, "DeregisterImage": true, "DeleteSnapshots": true, "AttachToGroup": true, "GroupMembers": true, "Notify": true,
-		"GroupCapacity": true,
+		"GroupCapacity": true, "CheckPermissions": true,
 	}
 	var missing []string
 	for _, m := range activityMethods() {
@@ -912,4 +912,21 @@ func activityMethods() []string {
 		out = append(out, t.Method(i).Name)
 	}
 	return out
+}
+
+// TestMotoCheckPermissionsWithDryRun: moto answers EC2's DryRun as AWS does
+// (DryRunOperation for a permitted call) and the checks change nothing.
+func TestMotoCheckPermissionsWithDryRun(t *testing.T) {
+	h := newMoto(t, awstest.Options{})
+	f := h.f
+	pf := motoMust[activities.PreflightResult](h, h.acts.Preflight, activities.PreflightInput{Target: h.tgt, InstanceID: f.TwoENI, ProtectTag: "cordon:protected"})
+	res := motoMust[activities.PermissionsResult](h, h.acts.CheckPermissions, activities.PermissionsInput{Target: h.tgt, InstanceID: f.TwoENI, PreState: pf.PreState})
+	require.Len(t, res.Checks, 7, "two ENIs: one check each")
+	for _, c := range res.Checks {
+		require.Equal(t, "allowed", c.Result, "%s: %s", c.Call, c.Detail)
+	}
+	require.Equal(t, "running", string(f.Instance(t, f.TwoENI).State.Name))
+	require.False(t, f.TerminationProtection(t, f.TwoENI), "DryRun changed nothing")
+	require.Empty(t, f.SecurityGroupsNamed(t, f.VPCID, "cordon-permission-check"))
+	require.Empty(t, f.ImagesNamed(t, "cordon-permission-check"))
 }

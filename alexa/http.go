@@ -33,8 +33,15 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an Alexa request", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, orInt(h.cfg.MaxBodyBytes, DefaultMaxBodyBytes)))
+	limit := orInt(h.cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.cfg.logger().Warn("alexa: request refused", "reason", "body too large", "limit", limit, "remote", r.RemoteAddr)
+			http.Error(w, fmt.Sprintf("request body too large: Alexa requests are far below the %d-byte cap", limit), http.StatusRequestEntityTooLarge)
+			return
+		}
 		h.refuse(w, r, fmt.Errorf("%w: reading the body: %v", ErrMalformedRequest, err))
 		return
 	}

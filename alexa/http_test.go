@@ -94,8 +94,8 @@ func TestHTTPHandler(t *testing.T) {
 	t.Run("body too large", func(t *testing.T) {
 		h := NewHTTPHandler(Config{SkillID: testSkillID, MaxBodyBytes: 100, Logger: log}, skill)
 		resp, _ := post(t, h, s.Headers(body), body)
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatal(resp.StatusCode)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatal(resp.StatusCode, "want 413 for a body over the cap")
 		}
 	})
 	t.Run("GET", func(t *testing.T) {

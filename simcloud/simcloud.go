@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -291,8 +292,27 @@ func (c *Cloud) Mutations() []string {
 	return out
 }
 
-// IsReadOnly reports whether operation never changes state (Describe*).
-func IsReadOnly(operation string) bool { return strings.HasPrefix(operation, "Describe") }
+// IsReadOnly reports whether operation never changes state (Describe*, and
+// any call made with DryRun, logged with DryRunSuffix).
+func IsReadOnly(operation string) bool {
+	return strings.HasPrefix(operation, "Describe") || strings.HasSuffix(operation, DryRunSuffix)
+}
+
+// DryRunSuffix marks a call made with DryRun in the call log.
+const DryRunSuffix = " (dry run)"
+
+// isDryRun reports whether an EC2 input has DryRun set.
+func isDryRun(in any) bool {
+	v := reflect.ValueOf(in)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	f := v.Elem().FieldByName("DryRun")
+	if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.Bool {
+		return false
+	}
+	return f.Elem().Bool()
+}
 
 // ResetCalls forgets the call log.
 func (c *Cloud) ResetCalls() {
@@ -357,7 +377,11 @@ func call[I, O any](c *Cloud, ctx context.Context, svc, op string, in *I, f func
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.advance()
-	c.calls = append(c.calls, op)
+	if isDryRun(in) {
+		c.calls = append(c.calls, op+DryRunSuffix)
+	} else {
+		c.calls = append(c.calls, op)
+	}
 	if fl, ok := c.faults[op]; ok {
 		if fl.times > 0 {
 			fl.times--

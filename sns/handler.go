@@ -493,7 +493,13 @@ func (h *Handler) finish(w http.ResponseWriter, log *slog.Logger, status int, o 
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, http.StatusText(status)+"\n")
+	// The reason is one of a fixed set of tokens (the same as in the log and
+	// the refused-by metric), never an echo of the request.
+	text := http.StatusText(status)
+	if reason != "" {
+		text += ": " + reason
+	}
+	_, _ = io.WriteString(w, text+"\n")
 }
 
 // redactURL drops query values that grant something (the confirmation Token).

@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -34,7 +35,7 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 		g.st.InFlight = map[string]InFlightSlot{}
 	}
 	g.instances = map[string]string{}
-	g.waited = map[string]bool{}
+	g.waited = map[string]map[string]bool{}
 	if err := workflow.SetQueryHandler(ctx, QueryGovernor, func() (GovernorStatus, error) { return g.st, nil }); err != nil {
 		return err
 	}
@@ -81,11 +82,19 @@ func Governor(ctx workflow.Context, in GovernorInput) error {
 	})
 	for {
 		g.expire(workflow.Now(ctx))
-		if err := g.grantWaiting(ctx); err != nil {
+		blocked, err := g.grantWaiting(ctx)
+		if err != nil {
 			return err
 		}
-		for _, id := range g.st.Waiting {
-			g.waited[id] = true
+		for i, id := range g.st.Waiting {
+			why := "a free slot" // behind the head of the queue, it waits for a slot too
+			if i == 0 && blocked != "" {
+				why = blocked
+			}
+			if g.waited[id] == nil {
+				g.waited[id] = map[string]bool{}
+			}
+			g.waited[id][why] = true
 		}
 		wait := 24 * time.Hour
 		if len(g.st.Waiting) > 0 {
@@ -111,8 +120,8 @@ type governor struct {
 	in        GovernorInput
 	st        GovernorStatus
 	changed   int
-	instances map[string]string // waiting incident → instance
-	waited    map[string]bool   // waiting incidents that were held back at least once
+	instances map[string]string          // waiting incident → instance
+	waited    map[string]map[string]bool // waiting incident → what it was held back for ("a free slot", "healthy capacity")
 }
 
 // slotTTL drops a slot whose incident never returned it (killed workflow).
@@ -146,22 +155,27 @@ func (g *governor) enqueue(ctx workflow.Context, r SlotRequest) {
 }
 
 // grantWaiting grants queued requests in order while a slot is free and the
-// group keeps enough healthy capacity.
-func (g *governor) grantWaiting(ctx workflow.Context) error {
+// group keeps enough healthy capacity. It returns what holds the head of the
+// queue back ("a free slot", "healthy capacity"; "" when nothing waits).
+func (g *governor) grantWaiting(ctx workflow.Context) (string, error) {
 	lim := g.st.Limits
-	for len(g.st.Waiting) > 0 && len(g.st.InFlight) < lim.MaxConcurrent {
+	for len(g.st.Waiting) > 0 {
+		if len(g.st.InFlight) >= lim.MaxConcurrent {
+			return "a free slot", nil
+		}
 		id := g.st.Waiting[0]
 		r := SlotRequest{IncidentID: id, InstanceID: g.instances[id]}
 		healthy, err := g.capacity(ctx, r)
 		if err != nil {
 			workflow.GetLogger(ctx).Warn("capacity check failed; retrying", "group", g.in.Group, "error", err)
-			return nil
+			return "a capacity check that failed", nil
 		}
 		if healthy < lim.MinHealthy {
-			return nil // wait: the group must keep MinHealthy healthy instances
+			return "healthy capacity", nil // the group must keep MinHealthy healthy instances
 		}
 		grant := g.decide(ctx)
-		grant.Waited = g.waited[id]
+		grant.Waited = len(g.waited[id]) > 0
+		grant.WaitedFor = waitedFor(g.waited[id])
 		g.st.Waiting = g.st.Waiting[1:]
 		delete(g.instances, id)
 		delete(g.waited, id)
@@ -171,7 +185,18 @@ func (g *governor) grantWaiting(ctx workflow.Context) error {
 		g.changed++
 		g.answer(ctx, id, grant)
 	}
-	return nil
+	return "", nil
+}
+
+// waitedFor says what a request waited for, in a fixed order.
+func waitedFor(why map[string]bool) string {
+	var out []string
+	for _, w := range []string{"a free slot", "healthy capacity", "a capacity check that failed"} {
+		if why[w] {
+			out = append(out, w)
+		}
+	}
+	return strings.Join(out, " and ")
 }
 
 // decide says whether the next grant proceeds or holds (breaker).

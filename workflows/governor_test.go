@@ -87,6 +87,8 @@ func TestGovernorCapsConcurrentIncidents(t *testing.T) {
 	require.Equal(t, time.Second, h.grantAt["a"])
 	require.Equal(t, time.Second, h.grantAt["b"])
 	require.Equal(t, 10*time.Minute, h.grantAt["c"], "the third incident waited for the first slot to return")
+	require.Equal(t, "a free slot", h.grants["c"].WaitedFor, "it says what it waited for")
+	require.Empty(t, h.grants["a"].WaitedFor)
 }
 
 func TestGovernorNeverTakesTheLastHealthyInstance(t *testing.T) {
@@ -99,6 +101,7 @@ func TestGovernorNeverTakesTheLastHealthyInstance(t *testing.T) {
 	h.run(GovernorLimits{RecheckInterval: 30 * time.Second}, 2*time.Hour)
 	require.Contains(t, h.grants, "a")
 	require.True(t, h.grants["a"].Waited)
+	require.Equal(t, "healthy capacity", h.grants["a"].WaitedFor)
 	require.GreaterOrEqual(t, h.grantAt["a"], 5*time.Minute, "granted only once another healthy instance was there")
 	require.Equal(t, SlotProceed, h.grants["a"].Decision)
 }

@@ -247,7 +247,7 @@ const (
 	OutcomeResolved       Outcome = "resolved"         // contained, evidence kept, original terminated, group healed
 	OutcomeResolvedWarn   Outcome = "resolved-warning" // as resolved, but the group did not heal in time
 	OutcomeReleased       Outcome = "released"         // false positive; restored
-	OutcomeProtected      Outcome = "protected"        // instance carries the protection tag
+	OutcomeProtected      Outcome = "protected"        // instance carries the protection tag or is on the worker's allowlist
 	OutcomeInstanceGone   Outcome = "instance-gone"    // unknown or terminated instance
 	OutcomeNeedsAttention Outcome = "needs-attention"  // a step failed or the approval deadline held
 	OutcomeDryRun         Outcome = "dry-run"          // plan only
@@ -448,6 +448,9 @@ type SlotGrant struct {
 	Decision string `json:"decision"`
 	Reason   string `json:"reason,omitempty"`
 	Waited   bool   `json:"waited,omitempty"` // the request queued for a slot or capacity
+	// WaitedFor says what it waited for: "a free slot", "healthy capacity"
+	// or both, joined by "and".
+	WaitedFor string `json:"waitedFor,omitempty"`
 }
 
 // InFlightSlot is a slot held by an incident.

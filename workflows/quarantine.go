@@ -49,6 +49,9 @@ func Quarantine(ctx workflow.Context, in QuarantineInput) (QuarantineResult, err
 }
 
 type incident struct {
+	// pendingAlert is the opened alert while it runs beside containment.
+	pendingAlert workflow.Future
+
 	in     QuarantineInput
 	policy Policy
 	target activities.Target
@@ -231,7 +234,15 @@ func (inc *incident) run(ctx workflow.Context) error {
 		inc.plan(ctx, pf)
 		return nil
 	}
-	inc.alert(ctx, "opened", "critical", "alarm", fmt.Sprintf("%s %s; containing it", inc.in.InstanceID, inc.what()))
+	opened := fmt.Sprintf("%s %s; containing it", inc.in.InstanceID, inc.what())
+	if workflow.GetVersion(ctx, "opened-alert-async", workflow.DefaultVersion, 1) == 1 {
+		// Alerting never delays containment: a slow channel (a rate-limited
+		// light) runs while the incident asks the governor and isolates.
+		// Later alerts wait for it, so the light goes red before it clears.
+		inc.pendingAlert = inc.startAlert(ctx, "opened", "critical", "alarm", opened)
+	} else {
+		inc.alert(ctx, "opened", "critical", "alarm", opened)
+	}
 	if err := inc.acquireSlot(ctx); err != nil {
 		return err
 	}
@@ -311,8 +322,12 @@ func (inc *incident) preflight(ctx workflow.Context) (activities.PreflightResult
 		inc.alert(ctx, string(PhaseSkipped), "warning", "", reason)
 		return pf, nil
 	case pf.Protected:
-		done(nil, "protected by tag "+inc.policy.ProtectTag)
-		reason := fmt.Sprintf("instance %s carries the protection tag %s: Cordon leaves it alone", inc.in.InstanceID, inc.policy.ProtectTag)
+		by := pf.ProtectedBy
+		if by == "" { // recorded before ProtectedBy existed
+			by = "tag " + inc.policy.ProtectTag
+		}
+		done(nil, "protected by "+by)
+		reason := fmt.Sprintf("instance %s is protected by %s: Cordon leaves it alone", inc.in.InstanceID, by)
 		inc.finish(ctx, PhaseSkipped, OutcomeProtected, reason)
 		inc.alert(ctx, string(PhaseSkipped), "warning", "", reason)
 		return pf, nil
@@ -341,7 +356,40 @@ func (inc *incident) plan(ctx workflow.Context, pf activities.PreflightResult) {
 	for _, s := range Plan(inc.in, pf) {
 		inc.st.Steps = append(inc.st.Steps, Step{Name: s.Name, Started: workflow.Now(ctx), Ended: workflow.Now(ctx), Outcome: StepPlanned, Detail: strings.Join(s.Calls, ", ")})
 	}
-	inc.finish(ctx, PhaseSkipped, OutcomeDryRun, "dry run: the steps above were planned, nothing was changed")
+	reason := "dry run: the steps above were planned, nothing was changed"
+	if workflow.GetVersion(ctx, "plan-permissions", workflow.DefaultVersion, 1) == 1 {
+		if denied := inc.checkPermissions(ctx, pf); denied > 0 {
+			reason += fmt.Sprintf("; %d EC2 call(s) would be DENIED to this worker's credentials (see the permissions step)", denied)
+		}
+	}
+	inc.finish(ctx, PhaseSkipped, OutcomeDryRun, reason)
+}
+
+// checkPermissions asks EC2, with DryRun, whether the worker may make the
+// plan's EC2 calls, records the answers as the step "permissions" and
+// returns how many were denied.
+func (inc *incident) checkPermissions(ctx workflow.Context, pf activities.PreflightResult) int {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+	})
+	done := inc.step("permissions")
+	var res activities.PermissionsResult
+	err := workflow.ExecuteActivity(actx, a.CheckPermissions, activities.PermissionsInput{Target: inc.target, InstanceID: inc.in.InstanceID, PreState: pf.PreState}).Get(ctx, &res)
+	if err != nil {
+		done(err, "")
+		return 0
+	}
+	var parts []string
+	for _, c := range res.Checks {
+		p := strings.TrimPrefix(c.Call, "ec2:") + " " + c.Result
+		if c.Detail != "" {
+			p += " (" + c.Detail + ")"
+		}
+		parts = append(parts, p)
+	}
+	done(nil, "EC2 DryRun: "+strings.Join(parts, "; ")+"; Auto Scaling, ELB and SNS have no DryRun (see deploy/iam-policy.json)")
+	return res.Denied()
 }
 
 // PlannedStep is one step of a dry-run plan with the AWS calls it would make,
@@ -399,8 +447,20 @@ func Plan(in QuarantineInput, pf activities.PreflightResult) []PlannedStep {
 
 // alert is best effort: short timeouts, few retries, failures only logged.
 func (inc *incident) alert(ctx workflow.Context, phase, severity, light, summary string) {
+	if f := inc.startAlert(ctx, phase, severity, light, summary); f != nil {
+		inc.awaitAlert(ctx, f)
+	}
+}
+
+// startAlert schedules the Notify activity after any alert still in flight
+// (nil in a dry run).
+func (inc *incident) startAlert(ctx workflow.Context, phase, severity, light, summary string) workflow.Future {
 	if inc.policy.DryRun {
-		return
+		return nil
+	}
+	if f := inc.pendingAlert; f != nil {
+		inc.pendingAlert = nil
+		inc.awaitAlert(ctx, f)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -410,13 +470,16 @@ func (inc *incident) alert(ctx workflow.Context, phase, severity, light, summary
 	if inc.in.UIBaseURL != "" {
 		url = strings.TrimRight(inc.in.UIBaseURL, "/") + "/namespaces/" + neturl.PathEscape(workflow.GetInfo(ctx).Namespace) + "/workflows/" + neturl.PathEscape(inc.st.IncidentID)
 	}
-	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(actx, a.Notify, activities.Alert{
+	return workflow.ExecuteActivity(actx, a.Notify, activities.Alert{
 		IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID, Account: inc.in.Account, Region: inc.in.Region,
 		BadIP: inc.st.BadIP, Group: inc.st.Group, Phase: phase, Outcome: string(inc.st.Outcome),
 		Severity: severity, Summary: summary, URL: url, Light: light,
-	}).Get(ctx, &res)
-	if err != nil {
+	})
+}
+
+func (inc *incident) awaitAlert(ctx workflow.Context, f workflow.Future) {
+	var res activities.NotifyResult
+	if err := f.Get(ctx, &res); err != nil {
 		inc.logger.Warn("alert failed", "incidentID", inc.st.IncidentID, "error", err)
 	}
 }
@@ -489,8 +552,11 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 	}
 	inc.slotHeld = true
 	detail := grant.Decision
-	if grant.Waited {
-		detail += " after waiting for capacity"
+	switch {
+	case grant.WaitedFor != "":
+		detail += " after waiting for " + grant.WaitedFor
+	case grant.Waited:
+		detail += " after waiting"
 	}
 	if grant.Decision == SlotHold {
 		inc.mustApprove = true
@@ -700,7 +766,7 @@ func (inc *incident) evidence(ctx workflow.Context) error {
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    inc.policy.ImageTimeout,
 		ScheduleToCloseTimeout: inc.policy.ImageTimeout,
-		HeartbeatTimeout:       2 * time.Minute,
+		HeartbeatTimeout:       activities.WaitHeartbeatTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 2 * time.Minute},
 	})
 	return inc.do(ctx, "image-available", func() (string, error) {
@@ -757,7 +823,7 @@ func (inc *incident) relaunch(ctx workflow.Context) error {
 	}
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
-		HeartbeatTimeout:    2 * time.Minute,
+		HeartbeatTimeout:    activities.WaitHeartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
 	return inc.do(ctx, "quarantine-copy-running", func() (string, error) {
@@ -820,7 +886,7 @@ func (inc *incident) heal(ctx workflow.Context) string {
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    inc.policy.HealTimeout,
 		ScheduleToCloseTimeout: inc.policy.HealTimeout,
-		HeartbeatTimeout:       2 * time.Minute,
+		HeartbeatTimeout:       activities.WaitHeartbeatTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute},
 	})
 	var res activities.HealResult

@@ -36,6 +36,12 @@ type fakeActs struct {
 	imageWait   time.Duration // simulated time the image stays pending
 	grant       SlotGrant     // the governor's answer (default proceed)
 	terminateOK bool
+	// isolated, when set, is closed by the first SetENIGroups; the opened
+	// alert waits for it (a slow channel) before it returns.
+	isolated     chan struct{}
+	isolatedOnce sync.Once
+	// permissions is what the DryRun permission check answers.
+	permissions activities.PermissionsResult
 }
 
 func newFake() *fakeActs {
@@ -105,7 +111,19 @@ func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 	})
 	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, al activities.Alert) (activities.NotifyResult, error) {
 		f.rec("Notify", al)
+		if al.Phase == "opened" && f.isolated != nil {
+			select {
+			case <-f.isolated:
+				f.rec("OpenedAlertDone", nil)
+			case <-time.After(10 * time.Second):
+				f.rec("OpenedAlertBlockedContainment", nil)
+			}
+		}
 		return activities.NotifyResult{}, nil
+	})
+	env.OnActivity(a.CheckPermissions, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PermissionsInput) (activities.PermissionsResult, error) {
+		f.rec("CheckPermissions", in)
+		return f.permissions, nil
 	})
 	env.OnActivity(a.EnsureIsolationGroups, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.IsolationGroupsInput) (activities.IsolationGroupsResult, error) {
 		f.rec("EnsureIsolationGroups", in)
@@ -125,6 +143,9 @@ func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 	})
 	env.OnActivity(a.SetENIGroups, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ENIGroupsInput) error {
 		f.rec("SetENIGroups", in)
+		if f.isolated != nil {
+			f.isolatedOnce.Do(func() { close(f.isolated) })
+		}
 		return nil
 	})
 	env.OnActivity(a.SetTerminationProtection, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TerminationProtectionInput) error {
@@ -325,6 +346,33 @@ func (s *QuarantineSuite) TestProtectedInstance() {
 	s.Equal(1, s.fake.called("Notify"), "the operator hears that a protected instance was skipped")
 }
 
+// A slow alert channel (a rate-limited light) never delays containment: the
+// opened alert runs while the incident isolates; the resolved alert still
+// comes after it, so the light goes red before it clears.
+func (s *QuarantineSuite) TestSlowAlertDoesNotDelayIsolation() {
+	s.fake.isolated = make(chan struct{})
+	res := s.run(input(Policy{}))
+	s.Equal(OutcomeResolved, res.Outcome, res.Reason)
+	s.Zero(s.fake.called("OpenedAlertBlockedContainment"), "isolation waited for the alert")
+	s.Less(s.fake.index("SetENIGroups"), s.fake.index("OpenedAlertDone"))
+	alerts := s.fake.args["Notify"]
+	s.Equal("opened", alerts[0].(activities.Alert).Phase)
+	s.Equal("resolved", alerts[len(alerts)-1].(activities.Alert).Phase)
+	first := s.fake.index("Notify")
+	second := first + 1 + slices.Index(s.fake.calls[first+1:], "Notify")
+	s.Less(s.fake.index("OpenedAlertDone"), second, "the next alert waits for the opened one")
+}
+
+func (s *QuarantineSuite) TestAllowlistedInstance() {
+	s.fake.preflight.Protected = true
+	s.fake.preflight.ProtectedBy = "the worker's instance allowlist (--protect-instance)"
+	res := s.run(input(Policy{}))
+	s.Equal(OutcomeProtected, res.Outcome)
+	s.Contains(res.Reason, "instance allowlist")
+	s.noMutation()
+	s.Equal(1, s.fake.called("Notify"))
+}
+
 func (s *QuarantineSuite) TestInstanceGone() {
 	s.fake.preflight = activities.PreflightResult{Found: false, State: "terminated"}
 	res := s.run(input(Policy{}))
@@ -516,6 +564,22 @@ func (s *QuarantineSuite) TestDryRunMakesNoMutatingCall() {
 	s.Contains(joined, "detach")
 	s.Contains(joined, "isolate-eni-b")
 	s.Contains(joined, "terminate")
+	s.Equal(1, s.fake.called("CheckPermissions"), "the plan asks EC2 with DryRun")
+	s.NotContains(res.Reason, "DENIED")
+}
+
+// A dry run says when the worker's credentials would be refused a call.
+func (s *QuarantineSuite) TestDryRunReportsDeniedCalls() {
+	s.fake.permissions = activities.PermissionsResult{Checks: []activities.PermissionCheck{
+		{Call: "ec2:CreateTags", Result: "allowed"},
+		{Call: "ec2:TerminateInstances", Result: "denied", Detail: "UnauthorizedOperation: grant it (see deploy/iam-policy.json)"},
+	}}
+	res := s.run(input(Policy{DryRun: true}))
+	s.Equal(OutcomeDryRun, res.Outcome)
+	s.Contains(res.Reason, "1 EC2 call(s) would be DENIED")
+	last := res.Status.Steps[len(res.Status.Steps)-1]
+	s.Equal("permissions", last.Name)
+	s.Contains(last.Detail, "TerminateInstances denied (UnauthorizedOperation")
 }
 
 func (s *QuarantineSuite) TestNotInGroupWaitsForApproval() {

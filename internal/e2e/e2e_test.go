@@ -124,10 +124,12 @@ func TestWorkerCrashWhileImaging(t *testing.T) {
 	_, err := workflows.Open(context.Background(), h.Client, in)
 	require.NoError(t, err)
 	id := workflows.IncidentID(in.Account, in.Region, in.InstanceID)
-	h.WaitPhase(id, workflows.PhaseImaging, time.Minute)
-	time.Sleep(200 * time.Millisecond) // the wait for the image is in flight
+	// Stop the worker while the wait for the image runs, and start it once
+	// the server knows that attempt ended (a lost report would cost the
+	// wait's heartbeat timeout).
+	h.WaitActivityRunning(id, "WaitImageAvailable", true, time.Minute)
 	h.Worker.Stop()
-	time.Sleep(time.Second)
+	h.WaitActivityRunning(id, "WaitImageAvailable", false, 30*time.Second)
 	h.StartWorker()
 	st := h.WaitFinal([]string{id}, 5*time.Minute)[id]
 	require.Equal(t, workflows.OutcomeResolved, st.Outcome, st.Reason)

@@ -186,5 +186,5 @@ func requireGovernorIdle(t *testing.T, h *Harness, group string) {
 		v, err := h.Client.QueryWorkflow(context.Background(), workflows.GovernorID("123456789012", "us-east-1", group), "", workflows.QueryGovernor)
 		var gs workflows.GovernorStatus
 		return err == nil && v.Get(&gs) == nil && len(gs.InFlight) == 0 && len(gs.Waiting) == 0
-	}, 30*time.Second, 50*time.Millisecond, "governor of %s idle", group)
+	}, 2*time.Minute, 50*time.Millisecond, "governor of %s idle", group)
 }

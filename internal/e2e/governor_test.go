@@ -46,5 +46,5 @@ func TestGovernorUnderAStorm(t *testing.T) {
 			return false
 		}
 		return len(gs.Waiting) == 0 && len(gs.InFlight) == 0
-	}, 30*time.Second, 100*time.Millisecond, "every slot returned: %+v", gs)
+	}, 2*time.Minute, 100*time.Millisecond, "every slot returned: %+v", gs)
 }

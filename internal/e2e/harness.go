@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/cordonhq/cordon/activities"
@@ -162,6 +163,47 @@ func (h *Harness) WaitPhase(id string, phase workflows.Phase, timeout time.Durat
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.t.Fatalf("incident %s never reached %s", id, phase)
+}
+
+// ServerPhase is the incident's phase as the server records it (the
+// CordonPhase search attribute): no worker needed, unlike the status query.
+func (h *Harness) ServerPhase(id string) workflows.Phase {
+	h.t.Helper()
+	d, err := h.Client.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(h.t, err)
+	p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()["CordonPhase"]
+	var phase string
+	if p != nil {
+		require.NoError(h.t, converter.GetDefaultDataConverter().FromPayload(p, &phase))
+	}
+	return workflows.Phase(phase)
+}
+
+// WaitActivityRunning waits until the server counts an attempt of activity
+// as running for the incident (running) or no longer does (!running: the
+// stopped worker reported its attempt ended).
+func (h *Harness) WaitActivityRunning(id, activity string, running bool, timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		d, err := h.Client.DescribeWorkflowExecution(context.Background(), id, "")
+		if err == nil {
+			started := false
+			for _, pa := range d.GetPendingActivities() {
+				if pa.GetActivityType().GetName() == activity && pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
+					started = true
+				}
+			}
+			if started == running {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if running {
+		h.t.Fatalf("%s never ran for %s", activity, id)
+	}
+	h.t.Fatalf("the stopped attempt of %s for %s was never reported", activity, id)
 }
 
 func searchAttributes() map[string]enums.IndexedValueType {
