@@ -3,7 +3,9 @@
 // ipsets/netsets, Spamhaus DROP/EDROP/DROPv6, abuse.ch Feodo Tracker, Emerging
 // Threats), builds a longest-prefix matcher with an allowlist that always
 // wins, reads Packetbeat NDJSON and Elasticsearch documents as a stream, and
-// reports which EC2 instance talked to which listed address.
+// reports which EC2 instance talked to which listed address. ElastAlert
+// rules of type blacklist load as lists too (ParseElastAlertRule), and a
+// Reloader rebuilds the matcher when list files change.
 package detector
 
 import (
@@ -19,7 +21,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -46,6 +50,10 @@ const (
 	// header row with a dst_ip column, quoted rows. The malware family
 	// becomes the entry label.
 	FormatFeodoCSV Format = "feodo-csv"
+	// FormatElastAlert is an ElastAlert rule file of type blacklist: its
+	// compare_key must be an address field, its blacklist entries (inline
+	// and "!file" lists) become the entries. See ParseElastAlertRule.
+	FormatElastAlert Format = "elastalert"
 )
 
 // Limits of the blocklist reader.
@@ -104,15 +112,39 @@ type LoadResult struct {
 	Errors []LineError `json:"errors,omitempty"`
 	// BadLines counts every bad line.
 	BadLines int `json:"badLines"`
+	// ElastAlert describes the rule when the list is an ElastAlert rule.
+	ElastAlert *ElastAlertRule `json:"elastalert,omitempty"`
+
+	// includeStamps are the "!file" lists read, as they were when opened
+	// (for the Reloader).
+	includeStamps map[string]stamp
+}
+
+// secretLine matches "name = value" / "name: value" lines whose name says
+// they hold a credential (an AWS profile, a .env file passed as a list).
+var secretLine = regexp.MustCompile(`(?i)^(\s*[\w.-]*(secret|password|passwd|token|key|credential)[\w.-]*\s*[=:]\s*).+$`)
+
+// redactSecretLine keeps a bad line's text for the report unless it looks
+// like a credential: a wrong file passed as a list must not put its secrets
+// in the logs.
+func redactSecretLine(text string) string {
+	return secretLine.ReplaceAllString(text, "${1}REDACTED")
 }
 
 func (res *LoadResult) addError(line int, text, reason string) {
+	res.addErrorIn(res.Name, line, text, reason)
+}
+
+// addErrorIn records a bad line of file, which may be a file the list
+// includes (an ElastAlert "!file" list) rather than the list itself.
+func (res *LoadResult) addErrorIn(file string, line int, text, reason string) {
 	res.BadLines++
 	if len(res.Errors) < MaxLineErrors {
+		text = redactSecretLine(text)
 		if len(text) > 120 {
 			text = text[:120] + "…"
 		}
-		res.Errors = append(res.Errors, LineError{File: res.Name, Line: line, Text: text, Reason: reason})
+		res.Errors = append(res.Errors, LineError{File: file, Line: line, Text: text, Reason: reason})
 	}
 }
 
@@ -125,39 +157,50 @@ func LoadBlocklistFile(file string) (*LoadResult, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return ParseBlocklist(f, filepath.Base(file), "")
+	return parseBlocklist(f, filepath.Base(file), "", filepath.Dir(file))
+}
+
+// LoadBlocklists reads blocklist files and directories (LoadBlocklistFile,
+// LoadBlocklistDir) in the order given.
+func LoadBlocklists(paths []string) ([]*LoadResult, error) {
+	var results []*LoadResult
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("blocklist: %w", err)
+		}
+		if fi.IsDir() {
+			rs, err := LoadBlocklistDir(p)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, rs...)
+			continue
+		}
+		r, err := LoadBlocklistFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }
 
 // LoadBlocklistDir reads every blocklist under dir (recursively), sorted by
 // name. Lists are named by their slash-separated path relative to dir
 // ("firehol/et_block.netset"). Dot files and Markdown files (SOURCES.md,
-// README.md) are skipped.
+// README.md) are skipped. Symbolic links to files are followed (a Kubernetes
+// ConfigMap volume links each key to a file under "..data"); links to
+// directories are not.
 func LoadBlocklistDir(dir string) ([]*LoadResult, error) {
 	var out []*LoadResult
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if strings.HasPrefix(name, ".") && p != dir {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !d.Type().IsRegular() || strings.EqualFold(path.Ext(name), ".md") {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
+	err := walkListDir(dir, func(p, rel string) error {
 		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		res, err := ParseBlocklist(f, filepath.ToSlash(rel), "")
+		res, err := parseBlocklist(f, rel, "", filepath.Dir(p))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", p, err)
 		}
@@ -171,6 +214,42 @@ func LoadBlocklistDir(dir string) ([]*LoadResult, error) {
 	return out, nil
 }
 
+// walkListDir calls fn with the path and the slash-separated relative name
+// of every file LoadBlocklistDir reads.
+func walkListDir(dir string, fn func(p, rel string) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if strings.HasPrefix(name, ".") && p != dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || strings.EqualFold(path.Ext(name), ".md") {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", p, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		return fn(p, filepath.ToSlash(rel))
+	})
+}
+
 // ListsOf returns the lists of results, for NewMatcher.
 func ListsOf(results []*LoadResult) []*List {
 	lists := make([]*List, len(results))
@@ -182,8 +261,17 @@ func ListsOf(results []*LoadResult) []*List {
 
 // ParseBlocklist reads a blocklist named name from r. An empty format is
 // detected with DetectFormat. Lines that cannot be parsed are reported in
-// the result and the rest is loaded; the error is for read errors only.
+// the result and the rest is loaded; the error is for read errors, and for
+// an ElastAlert rule that cannot be imported (whose relative "!file" lists
+// are read from the current directory here: LoadBlocklistFile reads them
+// from the rule's directory).
 func ParseBlocklist(r io.Reader, name string, format Format) (*LoadResult, error) {
+	return parseBlocklist(r, name, format, "")
+}
+
+// parseBlocklist is ParseBlocklist with the directory that relative
+// ElastAlert "!file" paths are relative to.
+func parseBlocklist(r io.Reader, name string, format Format, dir string) (*LoadResult, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if format == "" {
 		head, err := br.Peek(detectPeek)
@@ -201,6 +289,8 @@ func ParseBlocklist(r io.Reader, name string, format Format) (*LoadResult, error
 		err = parseSpamhausJSON(br, res)
 	case FormatFeodoCSV:
 		err = parseFeodoCSV(br, res)
+	case FormatElastAlert:
+		err = parseElastAlertRule(br, res, dir)
 	default:
 		return nil, fmt.Errorf("blocklist %s: unknown format %q", name, format)
 	}
@@ -211,7 +301,10 @@ func ParseBlocklist(r io.Reader, name string, format Format) (*LoadResult, error
 }
 
 // DetectFormat guesses the format of a blocklist from its name and the
-// first bytes of its content. Content wins over the file extension:
+// first bytes of its content. A .yaml or .yml file, or a file with a
+// top-level "type:" key next to another ElastAlert rule key (compare_key,
+// blacklist, whitelist, index, filter, alert, name), is an ElastAlert rule.
+// Otherwise content wins over the file extension:
 //   - a first data line starting with '{' is Spamhaus JSON lines;
 //   - a data line with a "dst_ip" column is the Feodo Tracker CSV;
 //   - ';' comment lines or "CIDR ; SBL…" lines are Spamhaus DROP text;
@@ -221,6 +314,9 @@ func ParseBlocklist(r io.Reader, name string, format Format) (*LoadResult, error
 // JSON; anything else is a plain IP/CIDR list.
 func DetectFormat(name string, head []byte) Format {
 	head = bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
+	if isYAMLName(name) || looksLikeElastAlertRule(head) {
+		return FormatElastAlert
+	}
 	var firehol, semicolon bool
 	for n := 0; len(head) > 0 && n < 200; n++ {
 		var line []byte
@@ -257,6 +353,36 @@ func DetectFormat(name string, head []byte) Format {
 		return FormatSpamhausJSON
 	}
 	return FormatPlain
+}
+
+func isYAMLName(name string) bool {
+	ext := strings.ToLower(path.Ext(filepath.ToSlash(name)))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// elastAlertKeys are top-level keys of ElastAlert rules that, next to a
+// "type:" key, tell a rule from a list. No list format has lines like these.
+var elastAlertKeys = [...]string{"compare_key", "blacklist", "whitelist", "index", "filter", "alert", "name"}
+
+// looksLikeElastAlertRule reports whether head has a top-level "type:" key
+// and another top-level ElastAlert key.
+func looksLikeElastAlertRule(head []byte) bool {
+	var typ, other bool
+	for n := 0; len(head) > 0 && n < 400; n++ {
+		var line []byte
+		line, head, _ = bytes.Cut(head, []byte{'\n'})
+		key, _, ok := bytes.Cut(line, []byte{':'})
+		if !ok || len(key) == 0 || key[0] == ' ' || key[0] == '\t' || key[0] == '#' {
+			continue
+		}
+		key = bytes.TrimRight(key, " \t")
+		if string(key) == "type" {
+			typ = true
+		} else if slices.Contains(elastAlertKeys[:], string(key)) {
+			other = true
+		}
+	}
+	return typ && other
 }
 
 // parseTextList reads the line formats: plain, FireHOL and Spamhaus text.
@@ -408,6 +534,9 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		if lo, hi, ok := strings.Cut(s, "-"); ok && isAddr(lo) && isAddr(hi) {
 			return netip.Prefix{}, errors.New("address ranges are not supported")
 		}
+		if strings.Contains(s, "*") {
+			return netip.Prefix{}, errors.New(wildcardHint(s))
+		}
 		return netip.Prefix{}, errors.New("not an IP address or CIDR")
 	}
 	if a.Zone() != "" {
@@ -415,6 +544,31 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// wildcardHint explains that s, an address with '*' in it, is not a
+// pattern, and names the CIDR it probably means ("210.120.*" →
+// 210.120.0.0/16).
+func wildcardHint(s string) string {
+	const msg = "wildcards are not supported (the entry is not a pattern)"
+	parts := strings.Split(s, ".")
+	var octets []string
+	for i, p := range parts {
+		if p == "*" {
+			if !slices.ContainsFunc(parts[i:], func(q string) bool { return q != "*" }) && len(parts) <= 4 && i > 0 {
+				for len(octets) < 4 {
+					octets = append(octets, "0")
+				}
+				return fmt.Sprintf("%s: write the network as a CIDR, e.g. %s/%d", msg, strings.Join(octets, "."), 8*i)
+			}
+			break
+		}
+		if _, err := strconv.ParseUint(p, 10, 8); err != nil {
+			break
+		}
+		octets = append(octets, p)
+	}
+	return msg + ": write the network as a CIDR"
 }
 
 func isAddr(s string) bool {

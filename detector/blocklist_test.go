@@ -298,3 +298,22 @@ func TestLoadMillionEntries(t *testing.T) {
 		require.Equal(t, e, matches[0].Entry)
 	}
 }
+
+// A file that is not a blocklist at all (an AWS profile) is reported line by
+// line, but its credentials never reach the report (and so the logs).
+func TestBadLinesNeverRepeatSecrets(t *testing.T) {
+	in := "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nregion: us-east-1\nPASSWORD=hunter2\n"
+	res, err := ParseBlocklist(strings.NewReader(in), "profile", FormatPlain)
+	require.NoError(t, err)
+	require.Equal(t, 5, res.BadLines)
+	var all []string
+	for _, e := range res.Errors {
+		all = append(all, e.Error())
+	}
+	joined := strings.Join(all, "\n")
+	require.NotContains(t, joined, "wJalrXUtnFEMI")
+	require.NotContains(t, joined, "AKIAIOSFODNN7EXAMPLE")
+	require.NotContains(t, joined, "hunter2")
+	require.Contains(t, joined, "aws_secret_access_key = REDACTED")
+	require.Contains(t, joined, "us-east-1", "other lines are kept for the report")
+}

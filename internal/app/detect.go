@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -172,29 +174,53 @@ func mergeStats(dst *detector.Stats, s detector.Stats) {
 }
 
 // LoadMatcher loads blocklist files or directories and builds the matcher,
-// reporting bad lines through warn.
+// reporting bad lines and imported ElastAlert rules through warn.
 func LoadMatcher(paths []string, allow []netip.Prefix, warn func(string)) (*detector.Matcher, error) {
-	var results []*detector.LoadResult
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("blocklist: %w", err)
-		}
-		if fi.IsDir() {
-			rs, err := detector.LoadBlocklistDir(p)
-			if err != nil {
-				return nil, err
-			}
-			results = append(results, rs...)
-			continue
-		}
-		r, err := detector.LoadBlocklistFile(p)
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, r)
+	results, err := detector.LoadBlocklists(paths)
+	if err != nil {
+		return nil, err
 	}
+	reportLists(results, warn, warn)
+	return detector.NewMatcher(detector.ListsOf(results), detector.MatcherConfig{Allow: allow}), nil
+}
+
+// WatchBlocklists loads blocklist files or directories into a new holder
+// and, with reload > 0, checks them every reload interval until ctx is done:
+// a change is loaded into the holder without a restart; a change that
+// cannot be loaded is logged and the holder keeps the previous lists (see
+// detector.Reloader). reload 0 loads once.
+func WatchBlocklists(ctx context.Context, paths []string, allow []netip.Prefix, reload time.Duration, log *slog.Logger) (*detector.MatcherHolder, error) {
+	if reload < 0 {
+		return nil, fmt.Errorf("--blocklist-reload %s: must not be negative (0 turns reloading off)", reload)
+	}
+	h := &detector.MatcherHolder{}
+	r := detector.NewReloader(h, detector.ReloadConfig{
+		Paths: paths, Matcher: detector.MatcherConfig{Allow: allow}, Interval: reload, Logger: log,
+	})
+	results, err := r.Load()
+	if err != nil {
+		return nil, err
+	}
+	reportLists(results,
+		func(s string) { log.Info("blocklist", "note", s) },
+		func(s string) { log.Warn("blocklist", "problem", s) })
+	m := h.Load()
+	v4, v6 := m.Prefixes()
+	log.Info("blocklists loaded", "lists", len(results), "prefixesV4", v4, "prefixesV6", v6, "reload", reload)
+	if reload > 0 {
+		go r.Run(ctx)
+	}
+	return h, nil
+}
+
+// reportLists describes the imported ElastAlert rules through note and the
+// bad lines through warn.
+func reportLists(results []*detector.LoadResult, note, warn func(string)) {
 	for _, r := range results {
+		if ea := r.ElastAlert; ea != nil {
+			note(fmt.Sprintf("%s: ElastAlert rule %q on %s, %s: %d entries (looked up on both sides of every flow)",
+				r.Name, ea.Name, ea.CompareKey, ea.Side(), len(r.Entries)))
+		}
 		for _, e := range r.Errors {
 			warn(e.Error())
 		}
@@ -202,5 +228,4 @@ func LoadMatcher(paths []string, allow []netip.Prefix, warn func(string)) (*dete
 			warn(fmt.Sprintf("%s: %d more bad lines not shown", r.Name, r.BadLines-len(r.Errors)))
 		}
 	}
-	return detector.NewMatcher(detector.ListsOf(results), detector.MatcherConfig{Allow: allow}), nil
 }
