@@ -134,6 +134,8 @@ func (d *detectLoop) count(res SearchFlowsResult) {
 	c.Malformed += int64(res.Malformed)
 	c.Considered += int64(res.Considered)
 	c.Hits += int64(len(res.Hits))
+	c.Detections += int64(res.Detections)
+	c.DetectionsFailed += int64(res.DetectionsFailed)
 	for k, v := range res.Skipped {
 		if c.Skipped == nil {
 			c.Skipped = map[string]int64{}

@@ -186,6 +186,11 @@ type DetectorCounts struct {
 	Evidence int64 `json:"evidence"`
 	// Unresolved counts hits whose instance could not be found.
 	Unresolved int64 `json:"unresolved"`
+	// Detections counts hits recorded in the detections index;
+	// DetectionsFailed the ones that could not be written there (the
+	// detector goes on without them).
+	Detections       int64 `json:"detections,omitempty"`
+	DetectionsFailed int64 `json:"detectionsFailed,omitempty"`
 	// Skipped counts documents not considered, by reason.
 	Skipped map[string]int64 `json:"skipped,omitempty"`
 }
@@ -257,6 +262,11 @@ type SearchFlowsResult struct {
 	Skipped    map[string]int `json:"skipped,omitempty"`
 	Problems   []string       `json:"problems,omitempty"`
 	Hits       []DetectHit    `json:"hits,omitempty"`
+	// Detections are the hits recorded in the detections index (written
+	// now or found there from an earlier attempt); DetectionsFailed the
+	// ones that could not be written (logged, and named in Problems).
+	Detections       int `json:"detections,omitempty"`
+	DetectionsFailed int `json:"detectionsFailed,omitempty"`
 }
 
 // EnsureIncidentInput is the input of ActivityEnsureIncident.

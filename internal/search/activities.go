@@ -3,8 +3,10 @@ package search
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +42,15 @@ type Activities struct {
 	ResolveAttempts int32
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Log receives the warnings of a SearchFlows call made outside an
+	// activity (tests, tools); inside one, the activity's logger does.
+	// Default slog.Default().
+	Log *slog.Logger
+
+	// templates are the detections indices whose index template this
+	// worker has checked (once per daily index).
+	templatesMu sync.Mutex
+	templates   map[string]bool
 }
 
 // Register registers the detection workflow and its activities on w, next
@@ -57,8 +68,11 @@ const maxProblemSamples = 10
 // client's Settle), checks each against the blocklists and returns the hits
 // and the checkpoint after the last event read. It stops early, with More
 // set, after in.MaxEvents events or once in.MaxHits hits are found. It
-// heartbeats after each page and changes nothing, so a retry from the same
-// checkpoint is safe.
+// heartbeats after each page. Its only write is the detections index (when
+// the client's Config.Detections is set): each hit once, under an _id
+// derived from its flow document, so a retry from the same checkpoint
+// writes nothing twice. A failed write is logged and counted
+// (DetectionsFailed, and a problem line), never an error of the call.
 func (a *Activities) SearchFlows(ctx context.Context, in workflows.SearchFlowsInput) (workflows.SearchFlowsResult, error) {
 	if a.Search == nil || a.Detector == nil {
 		return workflows.SearchFlowsResult{}, temporal.NewNonRetryableApplicationError("the worker has no search cluster or no detector configured", "NotConfigured", nil)
@@ -88,6 +102,8 @@ func (a *Activities) SearchFlows(ctx context.Context, in workflows.SearchFlowsIn
 	var st detector.Stats
 	var ev detector.Event
 	var dec detector.EventDecoder
+	var dets []Detection
+	created := now().UTC()
 	heartbeat := func(rs ReadStats) {
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, rs)
@@ -115,6 +131,9 @@ func (a *Activities) SearchFlows(ctx context.Context, in workflows.SearchFlowsIn
 					h.Raw, h.RawTruncated = truncate(d.Source(), detector.DefaultMaxRawBytes)
 				}
 				res.Hits = append(res.Hits, hitOf(h))
+				if cfg.Detections != "" {
+					dets = append(dets, NewDetection(cfg.Detections, &h, d.Time, created))
+				}
 				return nil
 			})
 			if err != nil {
@@ -142,7 +161,72 @@ func (a *Activities) SearchFlows(ctx context.Context, in workflows.SearchFlowsIn
 	if len(st.Skipped) > 0 {
 		res.Skipped = st.Skipped
 	}
+	if len(dets) > 0 {
+		a.writeDetections(ctx, cfg, dets, &res)
+	}
 	return res, nil
+}
+
+// writeDetections records dets in the detections index and counts the
+// outcome into res. A failure is logged, counted and named in
+// res.Problems: detection and incidents go on without it.
+func (a *Activities) writeDetections(ctx context.Context, cfg Config, dets []Detection, res *workflows.SearchFlowsResult) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, "writing detections")
+	}
+	// Bounded on its own, so that a slow cluster cannot make the search's
+	// work time out with it.
+	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
+	defer cancel()
+	var out WriteDetectionsResult
+	if err := a.ensureDetectionsTemplates(ctx, cfg.Detections, dets); err != nil {
+		out.Failed, out.FirstErr = len(dets), err.Error()
+	} else {
+		out, _ = a.Search.WriteDetections(ctx, dets, "") // out counts and names any failure
+	}
+	res.Detections += out.Created + out.Existing
+	res.DetectionsFailed += out.Failed
+	if out.Failed == 0 {
+		return
+	}
+	msg := fmt.Sprintf("detections: %d of %d not written to %s: %s", out.Failed, len(dets), DetectionsPattern(cfg.Detections), out.FirstErr)
+	res.Problems = append(res.Problems, msg)
+	kv := []any{"failed", out.Failed, "hits", len(dets), "index", DetectionsPattern(cfg.Detections), "error", out.FirstErr}
+	switch {
+	case activity.IsActivity(ctx):
+		activity.GetLogger(ctx).Warn("detector: detections not written; detection goes on", kv...)
+	case a.Log != nil:
+		a.Log.Warn("detector: detections not written; detection goes on", kv...)
+	default:
+		slog.Warn("detector: detections not written; detection goes on", kv...)
+	}
+}
+
+// ensureDetectionsTemplates makes sure the index template of prefix is in
+// the cluster before the first write to each daily index of dets (an index
+// created without it would map addresses as text).
+func (a *Activities) ensureDetectionsTemplates(ctx context.Context, prefix string, dets []Detection) error {
+	a.templatesMu.Lock()
+	defer a.templatesMu.Unlock()
+	var missing []string
+	for _, d := range dets {
+		if !a.templates[d.Index] && !slices.Contains(missing, d.Index) {
+			missing = append(missing, d.Index)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := a.Search.EnsureDetectionsTemplate(ctx, prefix); err != nil {
+		return err
+	}
+	if a.templates == nil || len(a.templates) > 1000 {
+		a.templates = map[string]bool{}
+	}
+	for _, idx := range missing {
+		a.templates[idx] = true
+	}
+	return nil
 }
 
 // truncate cuts raw to at most n bytes, on a UTF-8 boundary.

@@ -121,6 +121,12 @@ type Config struct {
 	// Transport is the HTTP transport (default: a clone of
 	// http.DefaultTransport).
 	Transport http.RoundTripper
+	// Detections is the prefix of the daily indices
+	// (<prefix>-YYYY.MM.DD) that SearchFlows writes each hit to, and the
+	// name of their index template (detections.go). Empty: no detections
+	// are written. The worker sets DefaultDetectionsPrefix unless
+	// --search-detections=false.
+	Detections string
 }
 
 // String describes the configuration without its secrets.
@@ -132,8 +138,8 @@ func (c Config) String() string {
 	case c.Username != "":
 		auth = "user " + c.Username + " (password redacted)"
 	}
-	return fmt.Sprintf("search %v engine %s index %s time field %s settle %s auth %s",
-		c.URLs, first(string(c.Flavor), "auto"), c.Index, c.TimeField, c.Settle, auth)
+	return fmt.Sprintf("search %v engine %s index %s time field %s settle %s auth %s detections %s",
+		c.URLs, first(string(c.Flavor), "auto"), c.Index, c.TimeField, c.Settle, auth, first(c.Detections, "off"))
 }
 
 func (c Config) withDefaults() Config {
@@ -190,6 +196,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if _, err := ParseFlavor(string(cfg.Flavor)); err != nil {
 		return nil, err
+	}
+	if cfg.Detections != "" {
+		if err := ValidDetectionsPrefix(cfg.Detections); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
 	}
 	c := &Client{cfg: cfg}
 	c.pages.New = func() any { return new(page) }

@@ -22,6 +22,8 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "search-username", EnvVars: []string{"CORDON_SEARCH_USERNAME"}, Usage: "basic-auth user of the cluster"},
 		&cli.StringFlag{Name: "search-password", EnvVars: []string{"CORDON_SEARCH_PASSWORD"}, Usage: "basic-auth password (secret; never logged)"},
 		&cli.StringFlag{Name: "search-api-key", EnvVars: []string{"CORDON_SEARCH_API_KEY"}, Usage: "Elasticsearch API key, base64 id:key (secret; never logged)"},
+		&cli.BoolFlag{Name: "search-detections", EnvVars: []string{"CORDON_SEARCH_DETECTIONS"}, Value: true, Usage: "write each hit to the daily detections index <prefix>-YYYY.MM.DD (--search-detections=false: off)"},
+		&cli.StringFlag{Name: "search-detections-prefix", EnvVars: []string{"CORDON_SEARCH_DETECTIONS_PREFIX"}, Value: DefaultDetectionsPrefix, Usage: "prefix of the detections indices and name of their index template"},
 		&cli.StringSliceFlag{Name: "search-blocklist", EnvVars: []string{"CORDON_SEARCH_BLOCKLISTS"}, Value: cli.NewStringSlice("testdata/blocklists"), Usage: "blocklist files or directories the detector matches flows against"},
 	}
 }
@@ -50,6 +52,12 @@ func ConfigFromFlags(c *cli.Context) (cfg Config, blocklists []string, enabled b
 	}
 	if cfg.APIKey != "" && cfg.Username != "" {
 		return cfg, nil, false, fmt.Errorf("--search-api-key and --search-username: give one")
+	}
+	if c.Bool("search-detections") {
+		cfg.Detections = strings.TrimSpace(c.String("search-detections-prefix"))
+		if err := ValidDetectionsPrefix(cfg.Detections); err != nil {
+			return cfg, nil, false, fmt.Errorf("--search-detections-prefix: %w", err)
+		}
 	}
 	return cfg, c.StringSlice("search-blocklist"), len(urls) > 0, nil
 }
