@@ -1,15 +1,14 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
 )
 
 // Notifier alerts operators: an SNS topic, a LIFX light (breathing red while
@@ -40,6 +40,18 @@ type Notifier struct {
 	// OtherOpenIncidents, when set, counts the open incidents other than the
 	// given one, so the light is only restored when the last one closes.
 	OtherOpenIncidents func(ctx context.Context, incidentID string) (int, error)
+
+	// LightStateFile, when set, keeps the lights' state from before the
+	// first alarm, restored when the last incident closes (notify_lifx.go).
+	// Empty: clearing only stops the effect.
+	LightStateFile string
+
+	// RateLimitWait bounds how long a channel waits out one HTTP 429
+	// (default DefaultRateLimitWait); the activity's deadline bounds it too.
+	RateLimitWait time.Duration
+
+	lightOnce sync.Once
+	lightSem  chan struct{} // one light change at a time
 }
 
 // Alert is one notification about an incident.
@@ -79,34 +91,71 @@ func (a *Activities) Notify(ctx context.Context, al Alert) (NotifyResult, error)
 	return res, nil
 }
 
-// Send delivers al on every configured channel.
+// Send delivers al on every configured channel, all at once, within a
+// budget that ends before ctx's deadline (the activity's start-to-close
+// timeout), so a slow or rate-limited channel cannot time the activity out
+// and have Temporal send every alert again. Results keep the channel order.
 func (n *Notifier) Send(ctx context.Context, al Alert) NotifyResult {
-	var res NotifyResult
-	add := func(channel string, err error) {
-		if err != nil {
-			res.Failed = append(res.Failed, channel+": "+n.redact(err.Error()))
-		} else {
-			res.Delivered = append(res.Delivered, channel)
-		}
+	ctx, cancel := alertBudget(ctx)
+	defer cancel()
+	lg := alertLogger(ctx, al.IncidentID)
+	type outcome struct {
+		channel string
+		sent    bool
+		err     error
 	}
+	var jobs []func() outcome
 	if n.SNS != nil && n.TopicARN != "" {
-		add("sns", n.publish(ctx, al))
+		jobs = append(jobs, func() outcome { return outcome{"sns", true, n.publish(ctx, al)} })
 	}
 	if n.LIFXToken != "" && al.Light != "" {
-		if al.Light == "clear" && n.OtherOpenIncidents != nil {
-			if open, err := n.OtherOpenIncidents(ctx, al.IncidentID); err == nil && open > 0 {
-				// Other incidents are still open: keep the light red.
-				al.Light = ""
-			}
-		}
-		if al.Light != "" {
-			add("lifx", n.lifx(ctx, al.Light))
-		}
+		jobs = append(jobs, func() outcome {
+			sent, err := n.lifx(ctx, lg, al)
+			return outcome{"lifx", sent, err}
+		})
 	}
 	if n.IFTTTKey != "" {
-		add("ifttt", n.ifttt(ctx, al))
+		jobs = append(jobs, func() outcome { return outcome{"ifttt", true, n.ifttt(ctx, lg, al)} })
+	}
+	outs := make([]outcome, len(jobs))
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		wg.Go(func() { outs[i] = job() })
+	}
+	wg.Wait()
+	var res NotifyResult
+	for _, o := range outs {
+		switch {
+		case !o.sent:
+		case o.err != nil:
+			res.Failed = append(res.Failed, o.channel+": "+n.redact(o.err.Error()))
+		default:
+			res.Delivered = append(res.Delivered, o.channel)
+		}
 	}
 	return res
+}
+
+// alertBudget ends ctx a little before its deadline: the time to report
+// the result before the activity times out.
+func alertBudget(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, 30*time.Second)
+	}
+	reserve := min(time.Until(dl)/10, 2*time.Second)
+	return context.WithDeadline(ctx, dl.Add(-reserve))
+}
+
+// alertLogger is the activity's logger (it adds WorkflowID, ActivityID,
+// attempt, …), or slog's default outside an activity, with the incident ID
+// on every line.
+func alertLogger(ctx context.Context, incidentID string) log.Logger {
+	var l log.Logger = slog.Default()
+	if activity.IsActivity(ctx) {
+		l = activity.GetLogger(ctx)
+	}
+	return log.With(l, "incidentID", incidentID)
 }
 
 // redact hides the secrets from an error message: a server may echo the
@@ -162,41 +211,7 @@ func (n *Notifier) publish(ctx context.Context, al Alert) error {
 	return err
 }
 
-func (n *Notifier) client() *http.Client {
-	if n.HTTP != nil {
-		return n.HTTP
-	}
-	return &http.Client{Timeout: 10 * time.Second}
-}
-
-// lifx starts ("alarm") or stops ("clear") a red breathe effect. The effect
-// is not persistent, so stopping it returns the light to its previous state.
-func (n *Notifier) lifx(ctx context.Context, mode string) error {
-	base := strings.TrimRight(n.LIFXBaseURL, "/")
-	if base == "" {
-		base = "https://api.lifx.com/v1"
-	}
-	sel := n.LIFXSelector
-	if sel == "" {
-		sel = "all"
-	}
-	var path string
-	var body map[string]any
-	switch mode {
-	case "alarm":
-		path = "/lights/" + url.PathEscape(sel) + "/effects/breathe"
-		// 2 s period × 5400 cycles = 3 h of breathing unless cleared first.
-		body = map[string]any{"color": "red", "period": 2, "cycles": 5400, "persist": false, "power_on": true, "peak": 0.5}
-	case "clear":
-		path = "/lights/" + url.PathEscape(sel) + "/effects/off"
-		body = map[string]any{"power_off": false}
-	default:
-		return fmt.Errorf("unknown light mode %q", mode)
-	}
-	return n.post(ctx, base+path, body, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+n.LIFXToken) })
-}
-
-func (n *Notifier) ifttt(ctx context.Context, al Alert) error {
+func (n *Notifier) ifttt(ctx context.Context, lg log.Logger, al Alert) error {
 	base := strings.TrimRight(n.IFTTTBaseURL, "/")
 	if base == "" {
 		base = "https://maker.ifttt.com"
@@ -207,39 +222,7 @@ func (n *Notifier) ifttt(ctx context.Context, al Alert) error {
 	}
 	event += "_" + strings.ReplaceAll(al.Phase, "-", "_")
 	u := base + "/trigger/" + url.PathEscape(event) + "/with/key/" + url.PathEscape(n.IFTTTKey)
-	return n.post(ctx, u, map[string]string{"value1": al.IncidentID, "value2": al.InstanceID, "value3": al.BadIP}, nil)
-}
-
-// errRedacted hides URLs (they carry the IFTTT key) from error messages.
-var errRedacted = errors.New("request failed")
-
-func (n *Notifier) post(ctx context.Context, u string, body any, decorate func(*http.Request)) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	method := http.MethodPost
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
-	if err != nil {
-		return errRedacted
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if decorate != nil {
-		decorate(req)
-	}
-	resp, err := n.client().Do(req)
-	if err != nil {
-		// *url.Error prints the URL, which may hold a key: keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return fmt.Errorf("%s %s: %w", method, req.URL.Host, ue.Err)
-		}
-		return errRedacted
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, req.URL.Host, resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	_, err := n.do(ctx, lg, httpCall{method: http.MethodPost, url: u,
+		body: map[string]string{"value1": al.IncidentID, "value2": al.InstanceID, "value3": al.BadIP}})
+	return err
 }

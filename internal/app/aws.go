@@ -16,6 +16,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/cordonhq/cordon/activities"
 )
@@ -40,7 +41,9 @@ type AWSProvider struct {
 // activity attempt, and the client-side retry quota is disabled because one
 // client is shared by many concurrent incidents and a shared quota fails
 // calls with "retry quota exceeded" under throttling (aws-sdk-go-v2#1665).
-func NewAWSConfig(ctx context.Context, region string) (aws.Config, error) {
+// apiOptions are added to every client's stack (metrics.AWSCalls.Option:
+// cordon_aws_calls_total).
+func NewAWSConfig(ctx context.Context, region string, apiOptions ...func(*middleware.Stack) error) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -49,6 +52,9 @@ func NewAWSConfig(ctx context.Context, region string) (aws.Config, error) {
 				o.RateLimiter = ratelimit.None
 			})
 		}),
+	}
+	if len(apiOptions) > 0 {
+		opts = append(opts, config.WithAPIOptions(apiOptions))
 	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
