@@ -80,7 +80,7 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 
 	notifier := cloud.Notifier(cfg)
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
-	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
+	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval, ProtectedInstances: cfg.ProtectedInstances}
 	w := app.NewWorker(t.Client, acts, workflows.DefaultGovernorLimits, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the worker: %w", err)

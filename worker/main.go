@@ -30,7 +30,7 @@ func main() {
 	cmd := &cli.App{
 		Name:  "worker",
 		Usage: "run Cordon's incident workflows and activities",
-		Flags: append(append(append(app.TemporalFlags(), app.CloudFlags()...), search.Flags()...), app.LogFlag(), app.MetricsFlag()),
+		Flags: append(append(append(app.TemporalFlags(), app.CloudFlags()...), search.Flags()...), app.BlocklistReloadFlag(), app.LogFlag(), app.MetricsFlag()),
 		Action: func(c *cli.Context) error {
 			cfg, err := app.ConfigFrom(c)
 			if err != nil {
@@ -42,7 +42,7 @@ func main() {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return run(ctx, cfg, searchSetup{cfg: scfg, lists: lists, on: on})
+			return run(ctx, cfg, searchSetup{cfg: scfg, lists: lists, on: on, reload: c.Duration("blocklist-reload")})
 		},
 	}
 	if err := cmd.Run(os.Args); err != nil {
@@ -53,21 +53,19 @@ func main() {
 
 // searchSetup configures the Elasticsearch/OpenSearch detector (--search-url).
 type searchSetup struct {
-	cfg   search.Config
-	lists []string
-	on    bool
+	cfg    search.Config
+	lists  []string
+	on     bool
+	reload time.Duration // --blocklist-reload: how often the lists are checked for changes (0: never)
 }
 
 func run(ctx context.Context, cfg app.Config, ss searchSetup) error {
 	log := app.Logger(cfg.LogLevel)
-	cloud, err := app.NewCloud(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	if cfg.MetricsListen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = metrics.New(reg)
+		cfg.MetricsRegistry = reg // cordon_aws_calls_total from the AWS clients
 		l, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
@@ -78,6 +76,10 @@ func run(ctx context.Context, cfg app.Config, ss searchSetup) error {
 		go func() { _ = srv.Serve(l) }()
 		defer srv.Close()
 		fmt.Printf("Prometheus metrics: http://%s/metrics\n", l.Addr())
+	}
+	cloud, err := app.NewCloud(ctx, cfg) // after the registry: its AWS clients count their calls there
+	if err != nil {
+		return err
 	}
 	t, err := app.ConnectTemporal(ctx, cfg, log)
 	if err != nil {
@@ -92,17 +94,17 @@ func run(ctx context.Context, cfg app.Config, ss searchSetup) error {
 	}
 	notifier := cloud.Notifier(cfg)
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
-	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval}
+	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval, ProtectedInstances: cfg.ProtectedInstances}
 	w := app.NewWorker(t.Client, acts, cfg.Limits, worker.Options{})
 	// The search detector's workflow and activities are always registered:
 	// without --search-url its status says so.
 	sacts := &search.Activities{Temporal: t.Client, Resolver: &app.Resolver{Cloud: cloud.Provider}}
 	if ss.on {
-		m, err := app.LoadMatcher(ss.lists, nil, func(s string) { log.Warn("blocklist", "problem", s) })
+		lists, err := app.WatchBlocklists(ctx, ss.lists, nil, ss.reload, log) // reloaded when the files change
 		if err != nil {
 			return err
 		}
-		sacts.Detector = detector.NewDetector(detector.NewMatcherHolder(m), detector.Options{})
+		sacts.Detector = detector.NewDetector(lists, detector.Options{})
 		if sacts.Search, err = search.New(ss.cfg); err != nil {
 			return err
 		}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/cordonhq/cordon/activities"
 	"github.com/cordonhq/cordon/internal/devserver"
+	"github.com/cordonhq/cordon/internal/metrics"
 	"github.com/cordonhq/cordon/simcloud"
 	"github.com/cordonhq/cordon/workflows"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -54,14 +57,22 @@ type Config struct {
 	IFTTTKey     string
 	IFTTTEvent   string
 	IFTTTBaseURL string
+	// LightStateFile keeps the LIFX lights' state from before an alarm
+	// (--light-state-file); empty: clearing only stops the effect.
+	LightStateFile string
 
 	PollInterval time.Duration
 	LogLevel     slog.Level
+	// ProtectedInstances no incident may touch (--protect-instance).
+	ProtectedInstances map[string]bool
 
 	// MetricsListen, when set, serves Prometheus metrics (SDK and Cordon's).
 	MetricsListen string
 	// Metrics receives the Temporal client's metrics (SDK and workflow).
 	Metrics client.MetricsHandler
+	// MetricsRegistry, when set, receives cordon_aws_calls_total from the
+	// AWS clients NewCloud builds.
+	MetricsRegistry prometheus.Registerer
 
 	// Governor limits per Auto Scaling group.
 	Limits workflows.GovernorLimits
@@ -171,7 +182,15 @@ func NewCloud(ctx context.Context, cfg Config) (*Cloud, error) {
 		}
 		return &Cloud{Provider: sim, Sim: sim}, nil
 	case "aws":
-		base, err := NewAWSConfig(ctx, cfg.AWSRegion)
+		var apiOptions []func(*middleware.Stack) error
+		if cfg.MetricsRegistry != nil {
+			calls, err := metrics.NewAWSCalls(cfg.MetricsRegistry)
+			if err != nil {
+				return nil, fmt.Errorf("registering %s: %w", metrics.AWSCallsName, err)
+			}
+			apiOptions = append(apiOptions, calls.Option())
+		}
+		base, err := NewAWSConfig(ctx, cfg.AWSRegion, apiOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +210,8 @@ func (c *Cloud) Notifier(cfg Config) *activities.Notifier {
 		TopicARN:  cfg.TopicARN,
 		LIFXToken: cfg.LIFXToken, LIFXSelector: cfg.LIFXSelector, LIFXBaseURL: cfg.LIFXBaseURL,
 		IFTTTKey: cfg.IFTTTKey, IFTTTEvent: cfg.IFTTTEvent, IFTTTBaseURL: cfg.IFTTTBaseURL,
-		HTTP: &http.Client{Timeout: 10 * time.Second},
+		LightStateFile: cfg.LightStateFile,
+		HTTP:           &http.Client{Timeout: 10 * time.Second},
 	}
 	if cfg.TopicARN != "" {
 		switch {

@@ -3,11 +3,13 @@ package app
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cordonhq/cordon/detector"
 	"github.com/cordonhq/cordon/simcloud"
 	"github.com/cordonhq/cordon/workflows"
 )
@@ -39,11 +41,13 @@ func CloudFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ifttt-key", EnvVars: []string{"IFTTT_KEY"}, Usage: "IFTTT Webhooks key"},
 		&cli.StringFlag{Name: "ifttt-event", EnvVars: []string{"IFTTT_EVENT"}, Value: "cordon", Usage: "IFTTT event prefix; the phase is appended (cordon_opened)"},
 		&cli.StringFlag{Name: "ifttt-url", EnvVars: []string{"IFTTT_URL"}, Value: "https://maker.ifttt.com", Usage: "IFTTT base URL"},
+		&cli.StringFlag{Name: "light-state-file", EnvVars: []string{"CORDON_LIGHT_STATE_FILE"}, Usage: "where the worker keeps the LIFX lights' state from before an alarm, restored when the last incident closes (default: lifx-state.json next to --db)"},
 		&cli.IntFlag{Name: "max-concurrent", EnvVars: []string{"CORDON_MAX_CONCURRENT"}, Value: 2, Usage: "incidents one Auto Scaling group handles at once"},
 		&cli.IntFlag{Name: "min-healthy", EnvVars: []string{"CORDON_MIN_HEALTHY"}, Value: 1, Usage: "healthy in-service instances a group always keeps"},
 		&cli.IntFlag{Name: "breaker-count", EnvVars: []string{"CORDON_BREAKER_COUNT"}, Value: 5, Usage: "incidents per group within --breaker-window that trip the breaker"},
 		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breaker's window"},
 		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, Usage: "how often waits describe AWS resources (default 15s; 250ms on the simulated cloud)"},
+		&cli.StringSliceFlag{Name: "protect-instance", EnvVars: []string{"CORDON_PROTECT_INSTANCES"}, Usage: "instance IDs no incident may touch, whatever their tags (repeat or comma-separate); such incidents end at preflight, protected, with an alert"},
 	}
 }
 
@@ -60,6 +64,13 @@ func ServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "alexa-skill-id", EnvVars: []string{"CORDON_ALEXA_SKILL_ID"}, Usage: "serve POST /alexa for this Alexa skill (amzn1.ask.skill.…); requests are verified as the Alexa Skills Kit requires"},
 		&cli.StringSliceFlag{Name: "alexa-user", EnvVars: []string{"CORDON_ALEXA_USERS"}, Usage: "Alexa user IDs allowed to steer incidents (default: any user of the skill)"},
 	}
+}
+
+// BlocklistReloadFlag sets how often the detector's blocklist files are
+// checked for changes (WatchBlocklists).
+func BlocklistReloadFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "blocklist-reload", EnvVars: []string{"CORDON_BLOCKLIST_RELOAD"}, Value: detector.DefaultReloadInterval,
+		Usage: "how often the blocklist files (and ElastAlert !file lists) are checked; a change is loaded without a restart, a broken one is logged and the previous lists kept (0: never reload)"}
 }
 
 // MetricsFlag serves the worker's Prometheus metrics.
@@ -81,7 +92,7 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		TopicARN:  c.String("sns-topic-arn"),
 		LIFXToken: c.String("lifx-token"), LIFXSelector: c.String("lifx-selector"), LIFXBaseURL: c.String("lifx-url"),
 		IFTTTKey: c.String("ifttt-key"), IFTTTEvent: c.String("ifttt-event"), IFTTTBaseURL: c.String("ifttt-url"),
-		PollInterval: c.Duration("poll"), MetricsListen: c.String("metrics-listen"),
+		LightStateFile: c.String("light-state-file"), PollInterval: c.Duration("poll"), MetricsListen: c.String("metrics-listen"),
 		Limits: workflows.GovernorLimits{MaxConcurrent: c.Int("max-concurrent"), MinHealthy: c.Int("min-healthy"),
 			BreakerCount: c.Int("breaker-count"), BreakerWindow: c.Duration("breaker-window")},
 	}
@@ -93,6 +104,10 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		return cfg, err
 	}
 	cfg.SimDelays = d
+	if cfg.LightStateFile == "" {
+		// The worker's data directory: where its SQLite file goes.
+		cfg.LightStateFile = filepath.Join(filepath.Dir(cfg.DevDB), "lifx-state.json")
+	}
 	roles, err := ParseRoles(c.String("roles"))
 	if err != nil {
 		return cfg, err
@@ -100,6 +115,19 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 	cfg.Roles = roles
 	if cfg.PollInterval < 0 {
 		return cfg, fmt.Errorf("--poll %s: must be positive", cfg.PollInterval)
+	}
+	for _, id := range c.StringSlice("protect-instance") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if !workflows.ValidInstanceID(id) {
+			return cfg, fmt.Errorf("--protect-instance %q: not an EC2 instance ID (i- and 8 or 17 hex digits)", id)
+		}
+		if cfg.ProtectedInstances == nil {
+			cfg.ProtectedInstances = map[string]bool{}
+		}
+		cfg.ProtectedInstances[id] = true
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 15 * time.Second
