@@ -28,6 +28,9 @@ const (
 	IntentApprove = "ApproveIntent" // workflows.UpdateApprove, after a yes
 	IntentReject  = "RejectIntent"  // workflows.UpdateReject, after a yes
 	IntentRelease = "ReleaseIntent" // workflows.UpdateRelease, after a yes
+	// IntentResetBreaker closes a group's tripped blast-radius breaker
+	// (workflows.UpdateResetBreaker), after a yes.
+	IntentResetBreaker = "ResetBreakerIntent"
 
 	IntentHelp         = "AMAZON.HelpIntent"
 	IntentStop         = "AMAZON.StopIntent"
@@ -40,12 +43,15 @@ const (
 	// SlotIncident is the AMAZON.NUMBER slot naming an incident by its
 	// number in the newest-first list of open incidents.
 	SlotIncident = "incident"
+	// SlotGroup is the AMAZON.NUMBER slot of IntentResetBreaker naming a
+	// group by its number in the list of tripped breakers.
+	SlotGroup = "group"
 )
 
 // Intents lists every intent the skill handles (the model must declare
 // exactly these).
 var Intents = []string{
-	IntentStatus, IntentDetails, IntentApprove, IntentReject, IntentRelease,
+	IntentStatus, IntentDetails, IntentApprove, IntentReject, IntentRelease, IntentResetBreaker,
 	IntentHelp, IntentStop, IntentCancel, IntentNavigateHome, IntentFallback, IntentYes, IntentNo,
 }
 
@@ -58,8 +64,12 @@ var Intents = []string{
 // meanwhile; a new session numbers afresh. Every confirmation question says
 // the instance the number stands for.
 //
-// Approve, reject and release ask "are you sure?" first and act on yes
-// (AMAZON.YesIntent) with the pending action kept in the session
+// Tripped blast-radius breakers are named the same way, by their position
+// in the list of tripped breakers (ordered by governor ID), also kept in
+// the session; the status answer names them first.
+//
+// Approve, reject, release and reset-breaker ask "are you sure?" first and
+// act on yes (AMAZON.YesIntent) with the pending action kept in the session
 // attributes; an intent that arrives already CONFIRMED by a dialog model
 // acts at once.
 type Skill struct {
@@ -102,15 +112,36 @@ type sessionState struct {
 	Instances []string `json:"instances,omitempty"`
 	// Current is the number last talked about ("approve it").
 	Current int `json:"current,omitempty"`
+	// Breakers are the governor IDs behind the spoken numbers of the
+	// tripped breakers (n = index+1).
+	Breakers []string `json:"breakers,omitempty"`
 	// Pending is an action waiting for yes or no.
 	Pending *pendingAction `json:"pending,omitempty"`
 }
 
 type pendingAction struct {
-	Update   string `json:"update"` // workflows.UpdateApprove, UpdateReject, UpdateRelease
+	Update   string `json:"update"` // workflows.UpdateApprove, UpdateReject, UpdateRelease, UpdateResetBreaker
 	Number   int    `json:"number"`
-	ID       string `json:"id"`
+	ID       string `json:"id"` // incident ID, or governor ID for UpdateResetBreaker
 	Instance string `json:"instance"`
+	Group    string `json:"group,omitempty"` // UpdateResetBreaker
+}
+
+// what names the object of the pending action: "incident 3", "the breaker
+// of web-asg".
+func (p *pendingAction) what() string {
+	if p.Update == workflows.UpdateResetBreaker {
+		return "the breaker of " + p.Group
+	}
+	return fmt.Sprintf("incident %d", p.Number)
+}
+
+// verb is the pending action as a spoken verb.
+func (p *pendingAction) verb() string {
+	if p.Update == workflows.UpdateResetBreaker {
+		return "reset"
+	}
+	return p.Update
 }
 
 func loadState(env *RequestEnvelope) *sessionState {
@@ -215,7 +246,7 @@ func (t *turn) tell(sp *speech, card string) *ResponseEnvelope {
 	return r
 }
 
-const helpText = "You can say: what's happening; details of incident one; approve incident one; reject incident one; or release incident one."
+const helpText = "You can say: what's happening; details of incident one; approve incident one; reject incident one; release incident one; or reset the breaker."
 
 func (t *turn) launch() *ResponseEnvelope {
 	incs, err := t.s.Incidents.Open(t.ctx)
@@ -260,12 +291,21 @@ func (t *turn) intent() *ResponseEnvelope {
 		return t.decide(workflows.UpdateReject)
 	case IntentRelease:
 		return t.decide(workflows.UpdateRelease)
+	case IntentResetBreaker:
+		return t.resetBreaker()
 	case IntentYes:
 		if pending == nil {
 			sp := (&speech{}).say("There is nothing to confirm. " + helpText)
 			return t.ask(sp, "Say what's happening, or stop.", "")
 		}
 		t.st.Pending = nil
+		if pending.Update == workflows.UpdateResetBreaker {
+			b := breakerOf(pending.Number, pending.ID)
+			if b.Group == "" {
+				b.Group = pending.Group
+			}
+			return t.reset(b)
+		}
 		return t.act(ref{N: pending.Number, ID: pending.ID, Instance: pending.Instance}, pending.Update)
 	case IntentNo:
 		if pending == nil {
@@ -273,18 +313,18 @@ func (t *turn) intent() *ResponseEnvelope {
 			return t.ask(sp, "Say what's happening, or stop.", "")
 		}
 		t.st.Pending = nil
-		sp := (&speech{}).say("OK, I did not %s incident %d; nothing changed.", pending.Update, pending.Number)
+		sp := (&speech{}).say("OK, I did not %s %s; nothing changed.", pending.verb(), pending.what())
 		return t.tell(sp, "")
 	case IntentHelp:
 		sp := (&speech{}).say("Cordon contains compromised servers. " + helpText)
 		if pending != nil {
-			sp.say(" Or answer yes or no: %s incident %d?", pending.Update, pending.Number)
+			sp.say(" Or answer yes or no: %s %s?", pending.verb(), pending.what())
 		}
 		return t.ask(sp, "What would you like to do?", "")
 	case IntentStop, IntentCancel, IntentNavigateHome:
 		sp := &speech{}
 		if pending != nil {
-			sp.say("Cancelled; incident %d is unchanged. ", pending.Number)
+			sp.say("Cancelled; %s is unchanged. ", pending.what())
 		}
 		sp.say("Goodbye.")
 		return t.tell(sp, "")
@@ -319,16 +359,28 @@ func (t *turn) status() *ResponseEnvelope {
 	}
 	t.remember(incs)
 	sp := &speech{}
+	var card strings.Builder
+	brs, complete := t.breakerNews(sp, &card)
 	if len(incs) == 0 {
-		sp.say("No incident is open. All quiet.")
-		return t.tell(sp, "No open incidents.")
+		sp.say("No incident is open.")
+		if len(brs) > 0 {
+			hint := "Say reset the breaker to close it, or stop."
+			if len(brs) > 1 {
+				hint = fmt.Sprintf("Say reset the breaker for group %d, or reset the breaker for group %d, or stop.", brs[0].N, brs[1].N)
+			}
+			sp.say(" %s", hint)
+			return t.ask(sp, hint, card.String()+"No open incidents.")
+		}
+		if complete {
+			sp.say(" All quiet.")
+		}
+		return t.tell(sp, card.String()+"No open incidents.")
 	}
 	max := t.s.MaxSpoken
 	if max <= 0 {
 		max = 5
 	}
 	sp.say("%s open, newest first. ", plural(len(incs), "incident is", "incidents are"))
-	var card strings.Builder
 	firstWaiting, firstOther := 0, 0
 	for i, inc := range incs {
 		n := i + 1
@@ -350,6 +402,8 @@ func (t *turn) status() *ResponseEnvelope {
 	switch {
 	case firstWaiting > 0:
 		hint = fmt.Sprintf("Say approve incident %d, reject incident %d, or details of incident %d.", firstWaiting, firstWaiting, firstWaiting)
+	case len(brs) > 0:
+		hint = fmt.Sprintf("Say details of incident %d, release incident %d, or reset the breaker.", firstOther, firstOther)
 	default:
 		hint = fmt.Sprintf("Say details of incident %d, release incident %d, or stop.", firstOther, firstOther)
 	}
@@ -360,14 +414,17 @@ func (t *turn) status() *ResponseEnvelope {
 // slotNumber reads the incident slot: ok false when absent; err when
 // present but not a positive whole number ("?" is what Alexa sends for
 // a number it did not recognise).
-func slotNumber(in *Intent) (n int, ok bool, err error) {
-	v := in.SlotValue(SlotIncident)
+func slotNumber(in *Intent) (n int, ok bool, err error) { return numberSlot(in, SlotIncident) }
+
+// numberSlot reads an AMAZON.NUMBER slot as slotNumber does.
+func numberSlot(in *Intent, slot string) (n int, ok bool, err error) {
+	v := in.SlotValue(slot)
 	if v == "" {
 		return 0, false, nil
 	}
 	n, err = strconv.Atoi(v)
 	if err != nil || n < 1 {
-		return 0, true, fmt.Errorf("incident number %q not understood", v)
+		return 0, true, fmt.Errorf("%s number %q not understood", slot, v)
 	}
 	return n, true, nil
 }

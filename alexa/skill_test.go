@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +34,22 @@ type fakeIncidents struct {
 	done    bool // Decide reports completion
 	refuse  map[string]string
 	decided []string
+
+	governors  map[string]workflows.GovernorStatus // by governor ID
+	breakerErr error                               // Breakers fails (after listing what it can)
+	resets     []string
+}
+
+// trip adds a governor with a tripped breaker for group in account 123456789012, us-east-1.
+func (f *fakeIncidents) trip(group string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.governors == nil {
+		f.governors = map[string]workflows.GovernorStatus{}
+	}
+	id := workflows.GovernorID("123456789012", "us-east-1", group)
+	f.governors[id] = workflows.GovernorStatus{Group: group, Tripped: true, Recent: make([]time.Time, 5), Limits: workflows.DefaultGovernorLimits}
+	return id
 }
 
 func newFake(now time.Time, phases ...workflows.Phase) *fakeIncidents {
@@ -81,6 +99,39 @@ func (f *fakeIncidents) Decide(ctx context.Context, id, update string, d workflo
 	}
 	f.decided = append(f.decided, update+" "+id+" by "+d.By)
 	return f.status[id], f.done, nil
+}
+
+func (f *fakeIncidents) Breakers(ctx context.Context) ([]Breaker, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []Breaker
+	for id, g := range f.governors {
+		if g.Tripped {
+			acct, region, _, _ := ParseGovernorID(id)
+			out = append(out, Breaker{ID: id, Account: acct, Region: region, Group: g.Group, Recent: len(g.Recent), Limits: g.Limits})
+		}
+	}
+	slices.SortFunc(out, func(a, b Breaker) int { return strings.Compare(a.ID, b.ID) })
+	return out, f.breakerErr
+}
+
+func (f *fakeIncidents) ResetBreaker(ctx context.Context, id string, d workflows.Decision) (workflows.GovernorStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return workflows.GovernorStatus{}, f.err
+	}
+	g, ok := f.governors[id]
+	if !ok {
+		return g, fmt.Errorf("%w: %s", ErrNoGovernor, id)
+	}
+	g.Tripped, g.Recent = false, nil
+	f.governors[id] = g
+	f.resets = append(f.resets, id+" by "+d.By)
+	return g, nil
 }
 
 // session plays one Alexa session against a skill, carrying the session
@@ -426,6 +477,7 @@ func TestTemporalUnreachable(t *testing.T) {
 		{Intent: IntentDetails, Slots: num(1)},
 		{Intent: IntentApprove, Slots: num(1)},
 		{Intent: IntentRelease},
+		{Intent: IntentResetBreaker},
 	} {
 		start := time.Now()
 		r := s.send(call)
@@ -437,6 +489,9 @@ func TestTemporalUnreachable(t *testing.T) {
 	// A pending question whose yes cannot reach Temporal.
 	s2 := &session{t: t, skill: skill, attrs: map[string]any{"pending": map[string]any{"update": "approve", "number": 1, "id": "quarantine/123456789012/us-east-1/i-0aaaaaaaaaaaa0001", "instance": "i-0aaaaaaaaaaaa0001"}}, n: 1}
 	r := s2.say(IntentYes, nil)
+	wantSaid(t, r, "I can't reach Cordon's Temporal service right now")
+	s3 := &session{t: t, skill: skill, attrs: map[string]any{"pending": map[string]any{"update": workflows.UpdateResetBreaker, "number": 1, "id": "governor/123456789012/us-east-1/web-asg", "group": "web-asg"}}, n: 1}
+	r = s3.say(IntentYes, nil)
 	wantSaid(t, r, "I can't reach Cordon's Temporal service right now")
 	if !strings.Contains(logs.String(), "Temporal unreachable") {
 		t.Fatal(logs.String())
@@ -471,4 +526,189 @@ func (*panicky) Open(context.Context) ([]Incident, error) { panic("nil map") }
 func TestPanicBecomesSpeech(t *testing.T) {
 	r := (&session{t: t, skill: newTestSkill(&panicky{})}).say(IntentStatus, nil)
 	wantSaid(t, r, "Something went wrong in Cordon's skill; I logged the error.")
+}
+
+func group(n int) map[string]string { return map[string]string{SlotGroup: fmt.Sprint(n)} }
+
+func TestStatusSaysTrippedBreakerFirst(t *testing.T) {
+	f := newFake(testNow, workflows.PhaseImaging)
+	id := f.trip("web-asg")
+	r := (&session{t: t, skill: newTestSkill(f)}).say(IntentStatus, nil)
+	if !strings.HasPrefix(r.Spoken(), "The breaker of web-asg is tripped: new incidents wait for approval. 1 incident is open, newest first.") {
+		t.Fatalf("said %q", r.Spoken())
+	}
+	wantSaid(t, r, "Say details of incident 1, release incident 1, or reset the breaker.")
+	if !strings.Contains(r.Response.Card.Content, "Breaker 1 tripped: group web-asg, account 123456789012, us-east-1, 5 incidents within 1h  ("+id+")") {
+		t.Fatal(r.Response.Card.Content)
+	}
+
+	// No incident open, but a tripped breaker: the session stays open for the reset.
+	f.open = nil
+	r = (&session{t: t, skill: newTestSkill(f)}).say(IntentStatus, nil)
+	wantSaid(t, r, "The breaker of web-asg is tripped: new incidents wait for approval. No incident is open. Say reset the breaker to close it, or stop.")
+	if r.Ends() || strings.Contains(r.Spoken(), "All quiet") {
+		t.Fatalf("ends %v: %s", r.Ends(), r.Spoken())
+	}
+
+	// Two: numbered, the numbers carried in the session.
+	f.trip("api-asg")
+	s := &session{t: t, skill: newTestSkill(f)}
+	r = s.say(IntentStatus, nil)
+	wantSaid(t, r, "The breakers of 2 groups are tripped: 1, api-asg; 2, web-asg. New incidents in them wait for approval. No incident is open.",
+		"Say reset the breaker for group 1, or reset the breaker for group 2, or stop.")
+	r = s.say(IntentResetBreaker, group(2))
+	wantSaid(t, r, "Reset the breaker of group web-asg in account ending 9012, us-east-1? New incidents in the group will then proceed without approval")
+
+	// The breakers cannot be read (a governor's query timed out): the
+	// incidents are still read, with a word about it.
+	f = newFake(testNow, workflows.PhaseImaging)
+	f.breakerErr = errors.New("governor governor/123456789012/us-east-1/web-asg: context deadline exceeded")
+	r = (&session{t: t, skill: newTestSkill(f)}).say(IntentStatus, nil)
+	wantSaid(t, r, "I couldn't check the groups' breakers just now. 1 incident is open")
+	f.open = nil
+	r = (&session{t: t, skill: newTestSkill(f)}).say(IntentStatus, nil)
+	if r.Spoken() != "I couldn't check the groups' breakers just now. No incident is open." {
+		t.Fatalf("said %q", r.Spoken())
+	}
+}
+
+func TestResetBreakerConfirmation(t *testing.T) {
+	f := newFake(testNow, workflows.PhaseAwaitingApproval)
+	id := f.trip("web-asg")
+	s := &session{t: t, skill: newTestSkill(f)}
+
+	// One tripped: "reset the breaker" means it; ask first.
+	r := s.say(IntentResetBreaker, nil)
+	wantSaid(t, r, "Reset the breaker of group web-asg in account ending 9012, us-east-1? New incidents in the group will then proceed without approval, unless their policy asks for it. Say yes or no.")
+	if !strings.Contains(r.Response.OutputSpeech.SSML, `account ending <say-as interpret-as="characters">9012</say-as>`) {
+		t.Fatal(r.Response.OutputSpeech.SSML)
+	}
+	if r.Ends() || r.SessionAttributes["pending"] == nil || len(f.resets) != 0 {
+		t.Fatalf("no pending question, or acted early: %+v %v", r.SessionAttributes, f.resets)
+	}
+	r = s.say(IntentHelp, nil)
+	wantSaid(t, r, "or reset the breaker.", "Or answer yes or no: reset the breaker of web-asg?")
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "Breaker reset: new incidents in web-asg proceed again as their policy says. Incidents it already held still wait for your approval")
+	if !r.Ends() || len(f.resets) != 1 || !regexp.MustCompile(`^governor/123456789012/us-east-1/web-asg by alexa:[0-9a-f]{8}$`).MatchString(f.resets[0]) {
+		t.Fatalf("resets %v", f.resets)
+	}
+	if f.governors[id].Tripped {
+		t.Fatal("still tripped")
+	}
+
+	// Now none is tripped.
+	r = s.say(IntentResetBreaker, nil)
+	wantSaid(t, r, "No breaker is tripped, so there is nothing to reset.")
+	r = s.say(IntentResetBreaker, group(1))
+	wantSaid(t, r, "No breaker is tripped, so there is nothing to reset.")
+
+	// No: nothing changes. Cancel: nothing changes.
+	f.trip("web-asg")
+	s.say(IntentResetBreaker, nil)
+	r = s.say(IntentNo, nil)
+	wantSaid(t, r, "OK, I did not reset the breaker of web-asg; nothing changed.")
+	s.say(IntentResetBreaker, nil)
+	r = s.say(IntentCancel, nil)
+	wantSaid(t, r, "Cancelled; the breaker of web-asg is unchanged. Goodbye.")
+	// Another intent drops the question.
+	s.say(IntentResetBreaker, nil)
+	s.say(IntentStatus, nil)
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "There is nothing to confirm.")
+	if len(f.resets) != 1 || !f.governors[id].Tripped {
+		t.Fatalf("resets %v", f.resets)
+	}
+
+	// A dialog model's confirmation is honoured.
+	r = (&session{t: t, skill: newTestSkill(f)}).send(alexatest.Call{Intent: IntentResetBreaker, Confirmation: ConfirmationDenied})
+	wantSaid(t, r, "OK, I did not reset the breaker of web-asg; nothing changed.")
+	r = (&session{t: t, skill: newTestSkill(f)}).send(alexatest.Call{Intent: IntentResetBreaker, Confirmation: ConfirmationConfirmed, DialogState: DialogCompleted})
+	wantSaid(t, r, "Breaker reset")
+	if len(f.resets) != 2 {
+		t.Fatalf("resets %v", f.resets)
+	}
+}
+
+func TestResetBreakerWhichGroup(t *testing.T) {
+	f := newFake(testNow)
+	web := f.trip("web-asg")
+	api := f.trip("api-asg")
+
+	// Two tripped, none named: ask which.
+	s := &session{t: t, skill: newTestSkill(f)}
+	r := s.say(IntentResetBreaker, nil)
+	wantSaid(t, r, "2 breakers are tripped: 1, api-asg; 2, web-asg. Say reset the breaker for group 1, or reset the breaker for group 2.")
+	if r.Ends() || len(f.resets) != 0 {
+		t.Fatal("should ask which and wait")
+	}
+	// Unknown number: say which exist.
+	r = s.say(IntentResetBreaker, group(3))
+	wantSaid(t, r, "There is no tripped breaker 3: 2 breakers are tripped. Say a number from 1 to 2")
+	if r.Ends() {
+		t.Fatal("a wrong number should leave the session open")
+	}
+	r = s.say(IntentResetBreaker, map[string]string{SlotGroup: "?"})
+	wantSaid(t, r, "I didn't catch the group's number. Say, for example, reset the breaker for group one.")
+
+	// The number names one; yes resets that governor only.
+	r = s.say(IntentResetBreaker, group(2))
+	wantSaid(t, r, "Reset the breaker of group web-asg in account ending 9012, us-east-1?")
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "Breaker reset: new incidents in web-asg proceed again")
+	if len(f.resets) != 1 || !strings.HasPrefix(f.resets[0], web+" by alexa:") || !f.governors[api].Tripped {
+		t.Fatalf("resets %v", f.resets)
+	}
+
+	// The numbers hold for the conversation: in a session that heard both,
+	// group 2 is still web-asg after api-asg was reset elsewhere.
+	f.trip("web-asg")
+	s = &session{t: t, skill: newTestSkill(f)}
+	s.say(IntentStatus, nil)
+	f.governors[api] = workflows.GovernorStatus{Group: "api-asg"}
+	r = s.say(IntentResetBreaker, group(2))
+	wantSaid(t, r, "Reset the breaker of group web-asg")
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "Breaker reset: new incidents in web-asg")
+	if len(f.resets) != 2 || !strings.HasPrefix(f.resets[1], web+" by alexa:") {
+		t.Fatalf("resets %v", f.resets)
+	}
+
+	// One tripped, a wrong number names it.
+	f = newFake(testNow)
+	f.trip("web-asg")
+	r = (&session{t: t, skill: newTestSkill(f)}).say(IntentResetBreaker, group(4))
+	wantSaid(t, r, "There is no tripped breaker 4: only the breaker of web-asg is tripped, number 1. Say reset the breaker for group one, or stop.")
+
+	// The governor ended between the question and the yes.
+	s = &session{t: t, skill: newTestSkill(f)}
+	s.say(IntentResetBreaker, nil)
+	delete(f.governors, web)
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "The governor of web-asg has ended, so its breaker is no longer tripped; nothing to reset.")
+
+	// Temporal fails.
+	f.trip("web-asg")
+	s = &session{t: t, skill: newTestSkill(f)}
+	s.say(IntentResetBreaker, nil)
+	f.err = errors.New("boom")
+	r = s.say(IntentYes, nil)
+	wantSaid(t, r, "Something went wrong talking to Cordon")
+	r = (&session{t: t, skill: newTestSkill(f)}).say(IntentResetBreaker, nil)
+	wantSaid(t, r, "Something went wrong talking to Cordon")
+}
+
+func TestParseGovernorID(t *testing.T) {
+	for _, g := range []string{"web-asg", "eks/nodes/a"} {
+		id := workflows.GovernorID("123456789012", "eu-west-1", g)
+		a, r, got, err := ParseGovernorID(id)
+		if err != nil || a != "123456789012" || r != "eu-west-1" || got != g {
+			t.Errorf("ParseGovernorID(%q) = %q %q %q %v", id, a, r, got, err)
+		}
+	}
+	for _, bad := range []string{"", "governor/", "governor/1/r", "quarantine/1/r/i-1", "governor//r/g"} {
+		if _, _, _, err := ParseGovernorID(bad); err == nil {
+			t.Errorf("ParseGovernorID(%q) accepted", bad)
+		}
+	}
 }

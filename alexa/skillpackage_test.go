@@ -458,6 +458,9 @@ func TestSkillPackage(t *testing.T) {
 			(len(in.Slots) != 1 || in.Slots[0].Name != SlotIncident) {
 			t.Errorf("%s: want the one slot %q", in.Name, SlotIncident)
 		}
+		if in.Name == IntentResetBreaker && (len(in.Slots) != 1 || in.Slots[0].Name != SlotGroup || in.Slots[0].Type != "AMAZON.NUMBER") {
+			t.Errorf("%s: want the one AMAZON.NUMBER slot %q", in.Name, SlotGroup)
+		}
 	}
 	want := slices.Clone(Intents)
 	slices.Sort(want)

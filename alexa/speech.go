@@ -44,6 +44,16 @@ func (s *speech) instance(id string) *speech {
 	return s.chars(tail)
 }
 
+// account appends "account ending 9012" (the last four digits, spelled).
+func (s *speech) account(id string) *speech {
+	tail := id
+	if len(tail) > 4 {
+		tail = tail[len(tail)-4:]
+	}
+	s.say("account ending ")
+	return s.chars(tail)
+}
+
 // ip appends an address read as "1 dot 19 dot 6 dot 4" (IPv6: spelled).
 func (s *speech) ip(addr string) *speech {
 	if strings.Contains(addr, ":") {

@@ -23,6 +23,11 @@ func (none) Decide(context.Context, string, string, workflows.Decision) (workflo
 	return workflows.Status{}, false, workflows.ErrNoIncident
 }
 
+func (none) Breakers(context.Context) ([]alexa.Breaker, error) { return nil, nil }
+func (none) ResetBreaker(context.Context, string, workflows.Decision) (workflows.GovernorStatus, error) {
+	return workflows.GovernorStatus{}, alexa.ErrNoGovernor
+}
+
 // TestLambdaRuntimeAcceptsHandler runs the handler through aws-lambda-go's
 // own handler wrapper, as the Lambda runtime does.
 func TestLambdaRuntimeAcceptsHandler(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/cordonhq/cordon/alexa"
@@ -56,8 +57,9 @@ type echo struct {
 	lines   []string
 }
 
-// say sends one turn. slot is the incident number Alexa resolved from the
-// spoken words in the utterance (0: none).
+// say sends one turn. slot is the incident number (for ResetBreakerIntent:
+// the group number) Alexa resolved from the spoken words in the utterance
+// (0: none).
 func (e *echo) say(utterance, intent string, slot int) *alexa.ResponseEnvelope {
 	e.t.Helper()
 	call := alexatest.Call{Intent: intent, Type: alexa.TypeIntent}
@@ -70,8 +72,12 @@ func (e *echo) say(utterance, intent string, slot int) *alexa.ResponseEnvelope {
 			e.checkSample(utterance, intent)
 		}
 		if slot > 0 {
-			call.Slots = map[string]string{alexa.SlotIncident: fmt.Sprint(slot)}
-			label = fmt.Sprintf("%s{incident=%d}", intent, slot)
+			name := alexa.SlotIncident
+			if intent == alexa.IntentResetBreaker {
+				name = alexa.SlotGroup
+			}
+			call.Slots = map[string]string{name: fmt.Sprint(slot)}
+			label = fmt.Sprintf("%s{%s=%d}", intent, name, slot)
 		}
 	}
 	if !e.inSess {
@@ -371,7 +377,7 @@ func TestSkillOnTemporal(t *testing.T) {
 	said(t, r, "Incident 1 is being imaged, not waiting for approval, so there is nothing to reject.")
 
 	r = e.say("help", alexa.IntentHelp, 0)
-	said(t, r, "You can say: what's happening; details of incident one; approve incident one; reject incident one; or release incident one.")
+	said(t, r, "You can say: what's happening; details of incident one; approve incident one; reject incident one; release incident one; or reset the breaker.")
 	r = e.say("yes", alexa.IntentYes, 0)
 	said(t, r, "There is nothing to confirm.")
 	r = e.say("order a pizza", alexa.IntentFallback, 0)
@@ -403,6 +409,68 @@ func TestSkillOnTemporal(t *testing.T) {
 	said(t, r, "No incident is open. All quiet.")
 	r = e.say("details of incident one", alexa.IntentDetails, 1)
 	said(t, r, "There is no incident 1: no incident is open.")
+
+	// Breakers. The web-asg governor that queued d19c still runs (a governor
+	// ends after a quiet day), its breaker not tripped: nothing to reset.
+	ctx := context.Background()
+	webGov := workflows.GovernorID(account, region, "web-asg")
+	desc, err := h.Client.DescribeWorkflowExecution(ctx, webGov, "")
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
+	brs, err := listing.Breakers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, brs)
+	r = e.say("reset the breaker", alexa.IntentResetBreaker, 0)
+	said(t, r, "No breaker is tripped, so there is nothing to reset.")
+
+	// A governor whose breaker is tripped (started with that state, as a
+	// storm of five incidents within the hour leaves it): the status answer
+	// names it first, and a reset by voice closes it.
+	apiGov := workflows.GovernorID(account, region, "api-asg")
+	storm := []time.Time{time.Now().Add(-5 * time.Minute), time.Now().Add(-4 * time.Minute), time.Now().Add(-3 * time.Minute), time.Now().Add(-2 * time.Minute), time.Now().Add(-time.Minute)}
+	_, err = h.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: apiGov, TaskQueue: workflows.TaskQueue}, workflows.GovernorWorkflowName,
+		workflows.GovernorInput{Account: account, Region: region, Group: "api-asg", Limits: h.Limits,
+			State: &workflows.GovernorStatus{Group: "api-asg", Tripped: true, Recent: storm}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		brs, err = listing.Breakers(ctx)
+		return err == nil && len(brs) == 1
+	}, 30*time.Second, 100*time.Millisecond, "tripped breakers %+v, error %v", brs, err)
+	require.Equal(t, alexa.Breaker{ID: apiGov, Account: account, Region: region, Group: "api-asg", Recent: 5, Limits: h.Limits.Normalize()}, brs[0])
+	e.note("the governor of api-asg runs with its breaker tripped (5 incidents within the hour); web-asg's governor runs untripped")
+
+	r = e.say("what's happening", alexa.IntentStatus, 0)
+	said(t, r, "The breaker of api-asg is tripped: new incidents wait for approval. No incident is open. Say reset the breaker to close it, or stop.")
+	require.Contains(t, r.Response.Card.Content, "Breaker 1 tripped: group api-asg, account 123456789012, us-east-1, 5 incidents within 1h  ("+apiGov+")")
+	r = e.say("reset the breaker for group two", alexa.IntentResetBreaker, 2)
+	said(t, r, "There is no tripped breaker 2: only the breaker of api-asg is tripped, number 1.")
+	r = e.say("reset the breaker for group one", alexa.IntentResetBreaker, 1)
+	said(t, r, "Reset the breaker of group api-asg in account ending 9012, us-east-1? New incidents in the group will then proceed without approval, unless their policy asks for it. Say yes or no.")
+	r = e.say("no", alexa.IntentNo, 0)
+	said(t, r, "OK, I did not reset the breaker of api-asg; nothing changed.")
+	var gst workflows.GovernorStatus
+	v, err := h.Client.QueryWorkflow(ctx, apiGov, "", workflows.QueryGovernor)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&gst))
+	require.True(t, gst.Tripped)
+
+	r = e.say("reset the breaker", alexa.IntentResetBreaker, 0)
+	said(t, r, "Reset the breaker of group api-asg in account ending 9012, us-east-1?")
+	r = e.say("yes", alexa.IntentYes, 0)
+	said(t, r, "Breaker reset: new incidents in api-asg proceed again as their policy says.")
+	require.True(t, r.Ends())
+	v, err = h.Client.QueryWorkflow(ctx, apiGov, "", workflows.QueryGovernor)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&gst))
+	require.False(t, gst.Tripped)
+	require.Empty(t, gst.Recent)
+	require.Contains(t, logs.String(), `"msg":"alexa: breaker reset"`)
+	brs, err = listing.Breakers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, brs)
+	e.note("api-asg's breaker reset by alexa")
+	r = e.say("what's happening", alexa.IntentStatus, 0)
+	said(t, r, "No incident is open. All quiet.")
 
 	// Decisions are recorded with the Alexa operator's short ID.
 	var approvedBy string
