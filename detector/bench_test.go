@@ -70,7 +70,7 @@ func BenchmarkLookup(b *testing.B) {
 	}{{"corpus", 0}, {"100k", 81_199}} {
 		var s *benchSet
 		for _, fam := range []string{"v4", "v6"} {
-			for _, impl := range []string{"bart", "linear"} {
+			for _, impl := range []string{"bart", "bart-append", "linear"} {
 				b.Run(size.name+"/"+fam+"/"+impl, func(b *testing.B) {
 					if s == nil {
 						s = newBenchSet(b, size.extra)
@@ -80,11 +80,16 @@ func BenchmarkLookup(b *testing.B) {
 						probes = s.v6
 					}
 					matched := 0
+					var buf []Match
 					for i := 0; b.Loop(); i++ {
 						var ms []Match
-						if impl == "bart" {
+						switch impl {
+						case "bart":
 							ms, _ = s.m.Lookup(probes[i%len(probes)])
-						} else {
+						case "bart-append": // the detector's way: one buffer reused
+							buf, _ = s.m.AppendMatches(buf[:0], probes[i%len(probes)])
+							ms = buf
+						default:
 							ms, _ = s.naive.lookup(probes[i%len(probes)])
 						}
 						matched += min(len(ms), 1)

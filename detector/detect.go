@@ -243,6 +243,7 @@ func (d *Detector) check(m *Matcher, ev *Event, st *Stats, fn func(Hit) error) e
 	}
 	st.Considered++
 	matched := false
+	var buf [4]Match // lookups append here: no allocation unless a hit is kept
 	for _, side := range [...]struct {
 		addrs []netip.Addr
 		dir   Direction
@@ -251,7 +252,7 @@ func (d *Detector) check(m *Matcher, ev *Event, st *Stats, fn func(Hit) error) e
 			if slices.Contains(side.addrs[:i], a) {
 				continue
 			}
-			matches, allowed := m.Lookup(a)
+			matches, allowed := m.AppendMatches(buf[:0], a)
 			if allowed {
 				st.Allowlisted++
 				continue
@@ -261,7 +262,7 @@ func (d *Detector) check(m *Matcher, ev *Event, st *Stats, fn func(Hit) error) e
 			}
 			matched = true
 			st.Hits++
-			if err := fn(d.hit(ev, a, side.dir, matches)); err != nil {
+			if err := fn(d.hit(ev, a, side.dir, slices.Clone(matches))); err != nil {
 				return err
 			}
 		}

@@ -159,22 +159,29 @@ func (m *Matcher) Blocked(ip netip.Addr) bool {
 // list's most specific entry), the most specific first, lists in the order
 // given to NewMatcher on ties. An allowlisted address returns (nil, true)
 // whatever the lists say: the allowlist always wins. Lookup allocates only
-// when there is a match.
+// when there is a match; AppendMatches does not allocate at all.
 func (m *Matcher) Lookup(ip netip.Addr) (matches []Match, allowed bool) {
+	return m.AppendMatches(nil, ip)
+}
+
+// AppendMatches is Lookup appending to dst: with a dst reused across calls
+// (dst[:0]) a lookup allocates nothing, hit or miss. The detector looks up
+// every address this way and copies the matches only for a hit.
+func (m *Matcher) AppendMatches(dst []Match, ip netip.Addr) (matches []Match, allowed bool) {
 	ip = ip.Unmap()
 	if m.allow.Contains(ip) {
-		return nil, true
+		return dst, true
 	}
 	refs, ok := m.table.Lookup(ip)
 	if !ok {
-		return nil, false
+		return dst, false
 	}
-	matches = make([]Match, len(refs))
-	for i, r := range refs {
+	dst = slices.Grow(dst, len(refs))
+	for _, r := range refs {
 		l := m.lists[r.list]
-		matches[i] = Match{List: l.Name, Entry: l.Entries[r.entry]}
+		dst = append(dst, Match{List: l.Name, Entry: l.Entries[r.entry]})
 	}
-	return matches, false
+	return dst, false
 }
 
 // Lists describes the lists the matcher was built from, in order.

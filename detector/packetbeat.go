@@ -178,6 +178,7 @@ type eventReader struct {
 	lastOff, lastLine int
 
 	doc rawDoc
+	dec EventDecoder // the fast path for plain documents
 	ev  Event
 	n   int // documents seen, for context checks
 }
@@ -343,6 +344,20 @@ func (er *eventReader) value(raw []byte, base, index int) error {
 // object decodes a JSON object: a _search response (its hits are
 // expanded), a search hit (its _source is decoded), or a document.
 func (er *eventReader) object(raw []byte, index int, docID, docIndex string) error {
+	// The common case, a plain document, takes one fastjson pass
+	// (EventDecoder: same results, skip reasons and wording). Search
+	// responses, hits and whatever fastjson refuses take the encoding/json
+	// path below, so their handling and error messages stay as they are.
+	if v, err := er.dec.p.ParseBytes(raw); err == nil {
+		if o, err := v.Object(); err == nil && o.Get("hits") == nil && o.Get("_source") == nil {
+			ev := &er.ev
+			if reason, detail := er.dec.DecodeValue(v, ev); reason != "" {
+				er.problem(index, reason, detail)
+				return nil
+			}
+			return er.emit(ev, raw, index, docID, docIndex)
+		}
+	}
 	d := &er.doc
 	*d = rawDoc{}
 	err := json.Unmarshal(raw, d)
@@ -386,6 +401,11 @@ func (er *eventReader) object(raw []byte, index int, docID, docIndex string) err
 		er.problem(index, reason, detail)
 		return nil
 	}
+	return er.emit(ev, raw, index, docID, docIndex)
+}
+
+// emit hands a decoded document to the callback.
+func (er *eventReader) emit(ev *Event, raw []byte, index int, docID, docIndex string) error {
 	ev.File, ev.Line, ev.Index, ev.DocID, ev.DocIndex, ev.Raw = er.name, er.line, index, docID, docIndex, raw
 	er.stats.Events++
 	if er.n++; er.n%256 == 0 {
