@@ -1,5 +1,5 @@
 # Multi-stage build: static binaries on a distroless, non-root base.
-FROM golang:1.26 AS build
+FROM golang:1.26.11 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
