@@ -202,7 +202,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 			{
 				Name:   "serve",
-				Usage:  "serve the HTTP endpoints: GET /healthz, GET /metrics",
+				Usage:  "serve the HTTP endpoints: GET /healthz, GET /metrics, POST /sns (with --sns-topic), POST /alexa (with --alexa-skill-id)",
 				Flags:  append(app.ServeFlags(), app.CloudFlags()...),
 				Action: func(c *cli.Context) error { return cmdServe(c, stdout) },
 			},
@@ -499,6 +499,11 @@ func cmdDetect(c *cli.Context, out, errOut io.Writer) error {
 	}
 	rep, err := app.DetectFiles(c.Context, cl, det, res, c.StringSlice("events"), opts)
 	printDetect(out, errOut, rep)
+	if err == nil && rep.Stats.Events == 0 && rep.Stats.Malformed > 0 {
+		// Nothing was checked: "0 hits" would read as an all-clear.
+		return fmt.Errorf("no usable Packetbeat event in %s: all %d record(s) were skipped (reasons above); is this Packetbeat or Elasticsearch _source output?",
+			strings.Join(c.StringSlice("events"), ", "), rep.Stats.Malformed)
+	}
 	return err
 }
 

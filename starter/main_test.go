@@ -102,6 +102,18 @@ func TestCLI(t *testing.T) {
 		require.Contains(t, errOut, "events.ndjson:2")
 		require.Contains(t, out, "1 malformed")
 		require.Contains(t, out, "incident quarantine/123456789012/us-east-1/i-0144394dc883f9fe0")
+
+		// Nothing usable at all is an error, not "0 hits".
+		junk := filepath.Join(t.TempDir(), "junk.ndjson")
+		require.NoError(t, os.WriteFile(junk, []byte("{not json\n[1,2]\n"), 0o644))
+		code, out, errOut = runCLI(t, "detect", "--events", junk, "--blocklist", blk, "--report-only")
+		require.Equal(t, 1, code, out)
+		require.Contains(t, errOut, "no usable Packetbeat event in "+junk+": all 3 record(s) were skipped")
+		empty := filepath.Join(t.TempDir(), "empty.txt")
+		require.NoError(t, os.WriteFile(empty, nil, 0o644))
+		code, _, errOut = runCLI(t, "detect", "--events", events, "--blocklist", empty, "--report-only")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "not one usable IP or CIDR entry")
 	})
 }
 

@@ -46,7 +46,7 @@ func CloudFlags() []cli.Flag {
 		&cli.IntFlag{Name: "min-healthy", EnvVars: []string{"CORDON_MIN_HEALTHY"}, Value: 1, Usage: "healthy in-service instances a group always keeps"},
 		&cli.IntFlag{Name: "breaker-count", EnvVars: []string{"CORDON_BREAKER_COUNT"}, Value: 5, Usage: "incidents per group within --breaker-window that trip the breaker"},
 		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breaker's window"},
-		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, Usage: "how often waits describe AWS resources (default 15s; 250ms on the simulated cloud)"},
+		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, DefaultText: "15s; 250ms on the simulated cloud", Usage: "how often waits describe AWS resources"},
 		&cli.StringSliceFlag{Name: "protect-instance", EnvVars: []string{"CORDON_PROTECT_INSTANCES"}, Usage: "instance IDs no incident may touch, whatever their tags (repeat or comma-separate); such incidents end at preflight, protected, with an alert"},
 	}
 }
@@ -115,6 +115,9 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 	cfg.Roles = roles
 	if cfg.PollInterval < 0 {
 		return cfg, fmt.Errorf("--poll %s: must be positive", cfg.PollInterval)
+	}
+	if err := checkLimits(cfg.Limits); err != nil {
+		return cfg, err
 	}
 	for _, id := range c.StringSlice("protect-instance") {
 		id = strings.TrimSpace(id)
@@ -194,4 +197,20 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkLimits refuses governor limits that would silently fall back to the
+// defaults (Normalize treats zero and below as "unset").
+func checkLimits(l workflows.GovernorLimits) error {
+	switch {
+	case l.MaxConcurrent < 1:
+		return fmt.Errorf("--max-concurrent %d: must be at least 1 (incidents one group handles at once)", l.MaxConcurrent)
+	case l.MinHealthy < 1:
+		return fmt.Errorf("--min-healthy %d: must be at least 1: Cordon never takes a group's last healthy instance out of service", l.MinHealthy)
+	case l.BreakerCount < 1:
+		return fmt.Errorf("--breaker-count %d: must be at least 1 (incidents within --breaker-window that trip the breaker)", l.BreakerCount)
+	case l.BreakerWindow <= 0:
+		return fmt.Errorf("--breaker-window %s: must be positive, e.g. 1h", l.BreakerWindow)
+	}
+	return nil
 }

@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,4 +32,44 @@ func TestProtectInstanceFlag(t *testing.T) {
 	cfg, err = configFromArgs(t)
 	require.NoError(t, err)
 	require.Empty(t, cfg.ProtectedInstances)
+}
+
+func TestGovernorLimitFlagsAreChecked(t *testing.T) {
+	cfg, err := configFromArgs(t)
+	require.NoError(t, err)
+	require.Equal(t, 2, cfg.Limits.MaxConcurrent)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--max-concurrent", "-3"}, "--max-concurrent -3: must be at least 1"},
+		{[]string{"--max-concurrent", "0"}, "--max-concurrent 0: must be at least 1"},
+		{[]string{"--min-healthy", "0"}, "--min-healthy 0: must be at least 1: Cordon never takes a group's last healthy instance"},
+		{[]string{"--breaker-count", "-1"}, "--breaker-count -1: must be at least 1"},
+		{[]string{"--breaker-window", "-1h"}, "--breaker-window -1h0m0s: must be positive"},
+	} {
+		_, err := configFromArgs(t, tc.args...)
+		require.ErrorContains(t, err, tc.says, "%v", tc.args)
+	}
+}
+
+func TestBlocklistsWithoutEntriesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "feed.txt")
+	require.NoError(t, os.WriteFile(page, []byte("<html><body>502 Bad Gateway</body></html>\n"), 0o644))
+	var warned []string
+	_, err := LoadMatcher([]string{page}, nil, func(s string) { warned = append(warned, s) })
+	require.ErrorContains(t, err, "1 list(s) but not one usable IP or CIDR entry")
+	require.NotEmpty(t, warned, "the bad line is reported too")
+	empty := t.TempDir()
+	_, err = LoadMatcher([]string{empty}, nil, func(string) {})
+	require.ErrorContains(t, err, "0 list(s) but not one usable IP or CIDR entry")
+	_, err = WatchBlocklists(context.Background(), []string{page}, nil, 0, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "not one usable IP or CIDR entry")
+	good := filepath.Join(dir, "good.txt")
+	require.NoError(t, os.WriteFile(good, []byte("198.51.100.7\n"), 0o644))
+	m, err := LoadMatcher([]string{page, good}, nil, func(string) {})
+	require.NoError(t, err, "one usable list is enough")
+	v4, _ := m.Prefixes()
+	require.Equal(t, 1, v4)
 }
