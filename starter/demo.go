@@ -128,6 +128,7 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 	}
 	if c.Bool("keep") {
 		fmt.Fprintf(out, "\nWeb UI still up at %s/namespaces/default/workflows — Ctrl-C to stop\n", t.UIURL())
+		fmt.Fprintf(out, "To use the CLI on these incidents from another shell:\n  export TEMPORAL_ADDRESS=%s\n  go run ./starter list\n", t.Dev.FrontendHostPort())
 		<-ctx.Done()
 	}
 	if bad > 0 {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -139,7 +140,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 							}
 							defer t.Close()
 							p := policyFrom(c)
-							if _, err := p.Normalize(); err != nil {
+							if err := checkPolicy(p); err != nil {
 								return err
 							}
 							run, started, err := workflows.StartDetector(c.Context, t.Client, c.String("id"), workflows.DetectorConfig{
@@ -249,6 +250,19 @@ func currentUser() string {
 	return "cli"
 }
 
+var subnetIDPattern = regexp.MustCompile(`^subnet-([0-9a-f]{8}|[0-9a-f]{17})$`)
+
+// checkPolicy refuses a policy the incident could only fail on.
+func checkPolicy(p workflows.Policy) error {
+	if _, err := p.Normalize(); err != nil {
+		return err
+	}
+	if p.QuarantineSubnet != "" && !subnetIDPattern.MatchString(p.QuarantineSubnet) {
+		return fmt.Errorf("--quarantine-subnet %q is not a subnet ID: want subnet- followed by 8 or 17 hex digits (or leave it out to use the subnet tagged cordon:quarantine=true)", p.QuarantineSubnet)
+	}
+	return nil
+}
+
 func policyFrom(c *cli.Context) workflows.Policy {
 	p := workflows.Policy{
 		Approval:         workflows.ApprovalMode(c.String("approval")),
@@ -281,7 +295,7 @@ func levelOf(c *cli.Context) (l slogLevel) {
 
 func cmdQuarantine(c *cli.Context, out io.Writer) error {
 	p := policyFrom(c)
-	if _, err := p.Normalize(); err != nil {
+	if err := checkPolicy(p); err != nil {
 		return err
 	}
 	inst := c.String("instance")
@@ -469,7 +483,7 @@ func cmdDetect(c *cli.Context, out, errOut io.Writer) error {
 	fmt.Fprintf(out, "blocklists: %d list(s), %d IPv4 and %d IPv6 prefixes\n", len(m.Lists()), v4, v6)
 	det := detector.NewDetector(detector.NewMatcherHolder(m), detector.Options{AllEvents: c.Bool("all-events")})
 	p := policyFrom(c)
-	if _, err := p.Normalize(); err != nil {
+	if err := checkPolicy(p); err != nil {
 		return err
 	}
 	opts := app.DetectOptions{Account: c.String("account"), Region: c.String("region"), Policy: p, DryRun: c.Bool("report-only")}
@@ -572,6 +586,9 @@ func governorCommand(name, usage string, out io.Writer) *cli.Command {
 func cmdPlan(c *cli.Context, out io.Writer) error {
 	p := policyFrom(c)
 	p.DryRun = true
+	if err := checkPolicy(p); err != nil {
+		return err
+	}
 	inst := c.String("instance")
 	if !workflows.ValidInstanceID(inst) {
 		return fmt.Errorf("--instance %q is not an EC2 instance ID: want i- followed by 8 or 17 hex digits", inst)

@@ -145,3 +145,23 @@ func TestPlanChangesNothing(t *testing.T) {
 	require.Contains(t, out, "autoscaling:DetachInstances")
 	require.Empty(t, h.Sim.Mutations())
 }
+
+// TestFlagsCheckedBeforeAnythingStarts: values that could only fail later
+// are refused at once, naming the flag (no Temporal server is running here).
+func TestFlagsCheckedBeforeAnythingStarts(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"quarantine", "--instance", "i-0144394dc883f9fe0", "--account", "123456789012", "--region", "us-east-1", "--quarantine-subnet", "bogus"}, `--quarantine-subnet "bogus" is not a subnet ID`},
+		{[]string{"plan", "--instance", "i-0144394dc883f9fe0", "--account", "123456789012", "--region", "us-east-1", "--quarantine-subnet", "subnet-12"}, `--quarantine-subnet "subnet-12" is not a subnet ID`},
+		{[]string{"serve", "--sns-default-account", "abc"}, `--sns-default-account "abc" is not a 12-digit AWS account ID`},
+		{[]string{"serve", "--alexa-skill-id", "garbage"}, `--alexa-skill-id "garbage": want the skill's ID`},
+		{[]string{"serve", "--allow", "1.2.3"}, `--allow: "1.2.3" is neither an address nor a CIDR range`},
+		{[]string{"serve", "--max-concurrent", "0"}, `--max-concurrent 0: must be at least 1`},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		require.Equal(t, 1, code, "%v", tc.args)
+		require.Contains(t, errOut, tc.says, "%v", tc.args)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -103,10 +104,22 @@ func (s *server) run(ctx context.Context, listen, certFile, keyFile string, anno
 	return hs.Shutdown(sctx)
 }
 
+var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+
 func cmdServe(c *cli.Context, out io.Writer) error {
 	cfg, err := app.ConfigFrom(c)
 	if err != nil {
 		return err
+	}
+	// Flags checked before anything starts.
+	if id := c.String("alexa-skill-id"); id != "" && !strings.HasPrefix(id, "amzn1.ask.skill.") {
+		return fmt.Errorf("--alexa-skill-id %q: want the skill's ID from the developer console, amzn1.ask.skill.<uuid>", id)
+	}
+	if a := c.String("sns-default-account"); a != "" && !accountPattern.MatchString(a) {
+		return fmt.Errorf("--sns-default-account %q is not a 12-digit AWS account ID", a)
+	}
+	if _, err := app.ParsePrefixes(c.StringSlice("allow")); err != nil {
+		return fmt.Errorf("--allow: %w", err)
 	}
 	log := app.Logger(cfg.LogLevel)
 	t, err := app.ConnectTemporal(c.Context, app.Config{}, log)
