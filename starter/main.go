@@ -372,7 +372,7 @@ func resolveID(c *cli.Context, t *app.Temporal, arg string) (string, error) {
 		return "", fmt.Errorf("looking up the incident of %s: %w", arg, err)
 	}
 	if len(resp.Executions) == 0 {
-		return "", fmt.Errorf("%w: no incident for instance %s", workflows.ErrNoIncident, arg)
+		return "", fmt.Errorf("%w for instance %s (`starter list` shows the incidents)", workflows.ErrNoIncident, arg)
 	}
 	return resp.Executions[0].Execution.WorkflowId, nil
 }
@@ -421,13 +421,16 @@ func decideCommand(update, usage string, out io.Writer) *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", update, id, err)
 			}
-			fmt.Fprintf(out, "%s: %s accepted; phase %s\n", id, update, st.Phase)
+			fmt.Fprintf(out, "%s: %s accepted (it was %s); follow it with: starter status %s\n", id, update, st.Phase, id)
 			return nil
 		},
 	}
 }
 
 func cmdList(c *cli.Context, out io.Writer) error {
+	if n := c.Int("limit"); n < 1 {
+		return fmt.Errorf("--limit %d: must be at least 1", n)
+	}
 	t, err := dial(c)
 	if err != nil {
 		return err

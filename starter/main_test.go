@@ -46,7 +46,7 @@ func TestCLI(t *testing.T) {
 		require.Contains(t, errOut, "quarantine/123456789012/us-east-1/i-0123456789abcdef0")
 		code, _, errOut = runCLI(t, "approve", "i-0123456789abcdef0")
 		require.Equal(t, 1, code)
-		require.Contains(t, errOut, "no incident for instance i-0123456789abcdef0")
+		require.Contains(t, errOut, "no such incident for instance i-0123456789abcdef0 (`starter list` shows the incidents)")
 	})
 
 	t.Run("bad instance ID is refused at start", func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestCLI(t *testing.T) {
 
 		code, out, errOut = runCLI(t, "approve", inst, "--by", "alice")
 		require.Equal(t, 0, code, errOut)
-		require.Contains(t, out, "approve accepted")
+		require.Contains(t, out, "approve accepted (it was awaiting-approval); follow it with: starter status "+id)
 
 		code, _, errOut = runCLI(t, "approve", id)
 		require.Equal(t, 1, code)
@@ -159,6 +159,7 @@ func TestFlagsCheckedBeforeAnythingStarts(t *testing.T) {
 		{[]string{"serve", "--alexa-skill-id", "garbage"}, `--alexa-skill-id "garbage": want the skill's ID`},
 		{[]string{"serve", "--allow", "1.2.3"}, `--allow: "1.2.3" is neither an address nor a CIDR range`},
 		{[]string{"serve", "--max-concurrent", "0"}, `--max-concurrent 0: must be at least 1`},
+		{[]string{"list", "--limit", "-5"}, `--limit -5: must be at least 1`},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		require.Equal(t, 1, code, "%v", tc.args)
