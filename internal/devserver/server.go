@@ -96,6 +96,7 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	lock     *dbLock // held while the server runs on its SQLite file
 }
 
 // Start starts the server (and the UI unless disabled) and returns once the
@@ -153,6 +154,18 @@ func Start(ctx context.Context, opts Options) (_ *Server, retErr error) {
 		}
 	}
 
+	// One server per SQLite file: two would both run the history and
+	// matching services over the same shards.
+	lock, err := lockDB(opts.DBFile)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			lock.release()
+		}
+	}()
+
 	sqlConf, err := prepareSQLite(opts)
 	if err != nil {
 		return nil, err
@@ -207,6 +220,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, retErr error) {
 		namespace: opts.Namespace,
 		logger:    opts.Logger,
 		gate:      gate,
+		lock:      lock,
 	}
 	defer func() {
 		if retErr != nil {
@@ -249,6 +263,7 @@ func (s *Server) Stop() error {
 			}
 		}
 		s.stopErr = s.server.Stop()
+		s.lock.release()
 	})
 	return s.stopErr
 }
