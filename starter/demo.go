@@ -81,7 +81,9 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 	notifier := cloud.Notifier(cfg)
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
 	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval, ProtectedInstances: cfg.ProtectedInstances}
-	w := app.NewWorker(t.Client, acts, workflows.DefaultGovernorLimits, worker.Options{})
+	limits := workflows.DefaultGovernorLimits
+	limits.AccountMaxConcurrent, limits.AccountBreakerCount = 10, 20 // the worker's defaults
+	w := app.NewWorker(t.Client, acts, limits, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the worker: %w", err)
 	}

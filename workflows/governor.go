@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -202,19 +203,24 @@ func waitedFor(why map[string]bool) string {
 // decide says whether the next grant proceeds or holds (breaker).
 func (g *governor) decide(ctx workflow.Context) SlotGrant {
 	lim := g.st.Limits
+	what, reset := "group "+g.in.Group, "--group "+g.in.Group
+	if g.in.Group == AccountScope {
+		what, reset = "account "+g.in.Account+" (all groups)", "--account "+g.in.Account+" --region '*' --group '*'"
+	}
 	if !g.st.Tripped && len(g.st.Recent) >= lim.BreakerCount {
 		g.st.Tripped = true
-		g.alert(ctx, fmt.Sprintf("breaker tripped for group %s: %d incidents within %s; new incidents stop after isolation and wait for approval until reset (starter governor reset --group %s)",
-			g.in.Group, len(g.st.Recent), lim.BreakerWindow, g.in.Group))
+		g.alert(ctx, fmt.Sprintf("breaker tripped for %s: %d incidents within %s; new incidents stop after isolation and wait for approval until reset (starter governor reset %s)",
+			what, len(g.st.Recent), lim.BreakerWindow, reset))
 	}
 	if g.st.Tripped {
-		return SlotGrant{Decision: SlotHold, Reason: fmt.Sprintf("breaker tripped for group %s: approve to go on, or reset the breaker", g.in.Group)}
+		return SlotGrant{Decision: SlotHold, Reason: fmt.Sprintf("breaker tripped for %s: approve to go on, or reset the breaker", what)}
 	}
 	return SlotGrant{Decision: SlotProceed}
 }
 
 // answer signals the incident; an incident that is gone gives its slot back.
 func (g *governor) answer(ctx workflow.Context, incidentID string, grant SlotGrant) {
+	grant.Governor = GovernorID(g.in.Account, g.in.Region, g.in.Group)
 	if err := workflow.SignalExternalWorkflow(ctx, incidentID, "", SignalSlotGrant, grant).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("incident gone; slot returned", "incidentID", incidentID, "error", err)
 		delete(g.st.InFlight, incidentID)
@@ -250,6 +256,11 @@ func (g *governor) acquireV1(ctx workflow.Context, r SlotRequest) (SlotGrant, er
 // capacity counts the group's healthy in-service instances that would remain
 // if r's instance and every in-flight incident's instance were out.
 func (g *governor) capacity(ctx workflow.Context, r SlotRequest) (int, error) {
+	if g.in.Group == AccountScope {
+		// The account-wide governor caps incidents and trips its breaker;
+		// healthy capacity is each group's governor's business.
+		return math.MaxInt32, nil
+	}
 	exclude := []string{r.InstanceID}
 	for _, s := range g.st.InFlight {
 		exclude = append(exclude, s.InstanceID)

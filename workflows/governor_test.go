@@ -126,3 +126,31 @@ func TestGovernorBreakerTripsAndResets(t *testing.T) {
 	require.Equal(t, "breaker-tripped", h.alerts[0].Phase)
 	require.Equal(t, SlotProceed, h.grants["d"].Decision, "reset closes the breaker")
 }
+
+// TestAccountGovernorCapsWithoutCountingCapacity: the account-wide governor
+// (region and group "*") caps incidents across groups and trips its breaker,
+// but never asks a group's capacity, and signs its answers.
+func TestAccountGovernorCapsWithoutCountingCapacity(t *testing.T) {
+	h := newGov(t, func() int { t.Error("the account-wide governor asked a group's capacity"); return 0 })
+	h.acquire(time.Second, "a")
+	h.acquire(time.Second, "b")
+	h.acquire(time.Second, "c")
+	h.release(time.Minute, "a")
+	acct, ok := GovernorLimits{AccountMaxConcurrent: 2, AccountBreakerCount: 2, BreakerWindow: time.Hour}.Account()
+	require.True(t, ok)
+	h.start = h.env.Now()
+	h.env.RegisterDelayedCallback(func() {}, 2*time.Minute)
+	h.env.SetTestTimeout(time.Minute)
+	h.env.ExecuteWorkflow(GovernorWorkflowName, GovernorInput{Account: "123456789012", Region: AccountScope, Group: AccountScope, Limits: acct})
+	require.Len(t, h.grants, 3)
+	require.Equal(t, SlotProceed, h.grants["a"].Decision)
+	require.Equal(t, AccountGovernorID("123456789012"), h.grants["a"].Governor)
+	require.GreaterOrEqual(t, h.grantAt["c"], time.Minute, "the third waits for a free slot")
+	require.Equal(t, SlotHold, h.grants["c"].Decision, "after two incidents within the window the account breaker trips")
+	require.Contains(t, h.grants["c"].Reason, "breaker tripped for account 123456789012 (all groups)")
+	require.Len(t, h.alerts, 1)
+	require.Contains(t, h.alerts[0].Summary, "starter governor reset --account 123456789012 --region '*' --group '*'")
+
+	_, ok = GovernorLimits{}.Account()
+	require.False(t, ok, "no account-wide governor unless configured")
+}

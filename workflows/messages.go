@@ -381,6 +381,22 @@ func GovernorID(account, region, group string) string {
 	return "governor/" + account + "/" + region + "/" + group
 }
 
+// AccountScope is the region and group of an account-wide governor: one per
+// account, over every group in every region, asked before the group's own.
+const AccountScope = "*"
+
+// AccountGovernorID returns the workflow ID of an account's account-wide
+// governor ("governor/<account>/*/*").
+func AccountGovernorID(account string) string {
+	return GovernorID(account, AccountScope, AccountScope)
+}
+
+// AccountSlotResult is RequestAccountSlot's answer: whether the worker runs
+// account-wide limits (when it does not, no grant will come).
+type AccountSlotResult struct {
+	Enabled bool `json:"enabled"`
+}
+
 // GovernorLimits are the governor's safety limits.
 type GovernorLimits struct {
 	// MaxConcurrent caps the incidents a group handles at once.
@@ -394,6 +410,29 @@ type GovernorLimits struct {
 	BreakerWindow time.Duration `json:"breakerWindow"`
 	// RecheckInterval is how often a waiting request re-reads the group's capacity.
 	RecheckInterval time.Duration `json:"recheckInterval"`
+	// AccountMaxConcurrent caps the incidents one account handles at once,
+	// across all its groups and regions, and AccountBreakerCount incidents
+	// within BreakerWindow trip the account-wide breaker. Zero: no
+	// account-wide governor (the worker's flags default to 10 and 20).
+	AccountMaxConcurrent int `json:"accountMaxConcurrent,omitempty"`
+	AccountBreakerCount  int `json:"accountBreakerCount,omitempty"`
+}
+
+// Account returns the limits of the account-wide governor, and false when
+// it is off.
+func (l GovernorLimits) Account() (GovernorLimits, bool) {
+	if l.AccountMaxConcurrent <= 0 {
+		return GovernorLimits{}, false
+	}
+	acct := l.Normalize()
+	acct.MaxConcurrent = l.AccountMaxConcurrent
+	acct.BreakerCount = l.AccountBreakerCount
+	if acct.BreakerCount <= 0 {
+		acct.BreakerCount = 4 * l.AccountMaxConcurrent
+	}
+	acct.MinHealthy = 1 // not used: an account has no capacity to count
+	acct.AccountMaxConcurrent, acct.AccountBreakerCount = 0, 0
+	return acct, true
 }
 
 // DefaultGovernorLimits are safe defaults: two incidents at a time per group,
@@ -451,6 +490,10 @@ type SlotGrant struct {
 	// WaitedFor says what it waited for: "a free slot", "healthy capacity"
 	// or both, joined by "and".
 	WaitedFor string `json:"waitedFor,omitempty"`
+	// Governor is the ID of the governor that answers (empty from older
+	// governors): an incident asks the account-wide governor, then the
+	// group's, and tells their answers apart by it.
+	Governor string `json:"governor,omitempty"`
 }
 
 // InFlightSlot is a slot held by an incident.
@@ -465,6 +508,9 @@ const (
 	ActivityAcquireSlot = "AcquireSlot" // version 1 only
 	ActivityRequestSlot = "RequestSlot"
 	ActivityReleaseSlot = "ReleaseSlot"
+	// ActivityRequestAccountSlot asks the account-wide governor (version 1
+	// of "account-governor"); it answers AccountSlotResult.
+	ActivityRequestAccountSlot = "RequestAccountSlot"
 )
 
 // AcquireInput is the input of the AcquireSlot and ReleaseSlot activities.

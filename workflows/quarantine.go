@@ -61,24 +61,25 @@ type incident struct {
 	}
 	st Status
 
-	isolated       bool // reversible isolation completed (release possible)
-	destroyed      bool // the original was terminated: release no longer possible
-	protectionOff  bool // termination protection was turned off to terminate
-	groupMembers   []string
-	quarantineSub  string
-	isoGroups      activities.IsolationGroupsResult
-	mustApprove    bool   // approval required regardless of policy (no group heals it, or the breaker tripped)
-	mustReason     string // why
-	slotHeld       bool   // the group's governor gave this incident a slot
-	decision       string
-	decisionBy     string
-	releaseWanted  bool
-	releaseBy      string
-	releaseDone    bool
-	releaseErr     string
-	cancelRelease  workflow.CancelFunc // cancels the running long wait when release arrives
-	evidenceSignal workflow.ReceiveChannel
-	ctx            workflow.Context // the root context, for the workflow clock
+	isolated        bool // reversible isolation completed (release possible)
+	destroyed       bool // the original was terminated: release no longer possible
+	protectionOff   bool // termination protection was turned off to terminate
+	groupMembers    []string
+	quarantineSub   string
+	isoGroups       activities.IsolationGroupsResult
+	mustApprove     bool   // approval required regardless of policy (no group heals it, or the breaker tripped)
+	mustReason      string // why
+	slotHeld        bool   // the group's governor gave this incident a slot
+	accountSlotHeld bool   // the account-wide governor gave this incident a slot
+	decision        string
+	decisionBy      string
+	releaseWanted   bool
+	releaseBy       string
+	releaseDone     bool
+	releaseErr      string
+	cancelRelease   workflow.CancelFunc // cancels the running long wait when release arrives
+	evidenceSignal  workflow.ReceiveChannel
+	ctx             workflow.Context // the root context, for the workflow clock
 }
 
 // errReleased unwinds the runbook when a release was requested mid-way.
@@ -504,6 +505,9 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,
 		Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
 	}
+	if v == 2 && workflow.GetVersion(ctx, "account-governor", workflow.DefaultVersion, 1) == 1 {
+		return inc.acquireSlots(ctx, req, done)
+	}
 	var grant SlotGrant
 	var wait workflow.Future // resolves when the governor has answered
 	if v == 1 {
@@ -533,24 +537,50 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 		})
 		wait = f
 	}
+	grant, err := inc.awaitGrant(ctx, wait, "the governor of "+ps.AutoScalingGroup+": a free slot and enough healthy capacity")
+	if err != nil {
+		done(err, "")
+		return &stepError{step: "governor", cause: err}
+	}
+	inc.slotHeld = true
+	inc.noteGrant(grant, "")
+	done(nil, grantDetail(grant))
+	return nil
+}
+
+// awaitGrant waits for a governor's answer; after a few seconds the
+// incident shows phase queued, with why.
+func (inc *incident) awaitGrant(ctx workflow.Context, wait workflow.Future, waitingFor string) (SlotGrant, error) {
+	var grant SlotGrant
 	queued := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddFuture(wait, func(workflow.Future) {})
 	sel.AddFuture(workflow.NewTimer(ctx, 3*time.Second), func(workflow.Future) {
 		queued = true
 		inc.setPhase(ctx, PhaseQueued)
-		inc.st.Reason = "waiting for the governor of " + ps.AutoScalingGroup + ": a free slot and enough healthy capacity"
+		inc.st.Reason = "waiting for " + waitingFor
 	})
 	sel.Select(ctx)
 	err := wait.Get(ctx, &grant)
 	if queued {
 		inc.st.Reason = ""
 	}
-	if err != nil {
-		done(err, "")
-		return &stepError{step: "governor", cause: err}
+	return grant, err
+}
+
+// noteGrant applies a hold (the breaker of the account or the group).
+func (inc *incident) noteGrant(grant SlotGrant, prefix string) {
+	if grant.Decision == SlotHold {
+		inc.mustApprove = true
+		if inc.mustReason == "" {
+			inc.mustReason = prefix + grant.Reason
+		} else {
+			inc.mustReason += "; " + prefix + grant.Reason
+		}
 	}
-	inc.slotHeld = true
+}
+
+func grantDetail(grant SlotGrant) string {
 	detail := grant.Decision
 	switch {
 	case grant.WaitedFor != "":
@@ -559,21 +589,88 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 		detail += " after waiting"
 	}
 	if grant.Decision == SlotHold {
-		inc.mustApprove = true
-		inc.mustReason = grant.Reason
 		detail += ": " + grant.Reason
 	}
-	done(nil, detail)
+	return detail
+}
+
+// acquireSlots (version 1 of "account-governor") asks the account-wide
+// governor first, when the worker runs one, then the group's. Each answer
+// is told apart by the governor that sent it, so a repeated answer of the
+// one cannot pass for the other.
+func (inc *incident) acquireSlots(ctx workflow.Context, req AcquireInput, done func(error, string)) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	grants := workflow.GetSignalChannel(ctx, SignalSlotGrant)
+	from := func(governor string) workflow.Future {
+		f, settable := workflow.NewFuture(ctx)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for {
+				var g SlotGrant
+				grants.Receive(ctx, &g)
+				if g.Governor == "" || g.Governor == governor {
+					settable.Set(g, nil)
+					return
+				}
+			}
+		})
+		return f
+	}
+	fail := func(err error) error {
+		done(err, "")
+		return &stepError{step: "governor", cause: err}
+	}
+	var details []string
+	areq := req
+	areq.Region, areq.Group = AccountScope, AccountScope
+	var acct AccountSlotResult
+	if err := workflow.ExecuteActivity(actx, ActivityRequestAccountSlot, areq).Get(ctx, &acct); err != nil {
+		return fail(err)
+	}
+	if acct.Enabled {
+		g, err := inc.awaitGrant(ctx, from(AccountGovernorID(req.Account)), "the account-wide governor of "+req.Account+": a free slot")
+		if err != nil {
+			return fail(err)
+		}
+		inc.accountSlotHeld = true
+		inc.noteGrant(g, "")
+		details = append(details, "account: "+grantDetail(g))
+	}
+	if err := workflow.ExecuteActivity(actx, ActivityRequestSlot, req).Get(ctx, nil); err != nil {
+		return fail(err)
+	}
+	g, err := inc.awaitGrant(ctx, from(GovernorID(req.Account, req.Region, req.Group)), "the governor of "+req.Group+": a free slot and enough healthy capacity")
+	if err != nil {
+		return fail(err)
+	}
+	inc.slotHeld = true
+	inc.noteGrant(g, "")
+	if len(details) == 0 {
+		done(nil, grantDetail(g))
+	} else {
+		done(nil, strings.Join(append(details, "group: "+grantDetail(g)), "; "))
+	}
 	return nil
 }
 
 // releaseSlot returns the governor slot (best effort: the governor also
 // expires slots that are never returned).
 func (inc *incident) releaseSlot(ctx workflow.Context) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
+	if inc.accountSlotHeld {
+		if err := workflow.ExecuteActivity(actx, ActivityReleaseSlot, AcquireInput{
+			Account: inc.in.Account, Region: AccountScope, Group: AccountScope,
+			Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
+		}).Get(ctx, nil); err != nil {
+			inc.logger.Warn("account-wide governor slot not returned; it expires by itself", "incidentID", inc.st.IncidentID, "error", err)
+		}
+		inc.accountSlotHeld = false
+	}
 	if !inc.slotHeld {
 		return
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
 	ps := inc.st.PreState
 	if err := workflow.ExecuteActivity(actx, ActivityReleaseSlot, AcquireInput{
 		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,

@@ -29,13 +29,16 @@ type fakeActs struct {
 	calls []string
 	args  map[string][]any
 
-	preflight   activities.PreflightResult
-	imageErr    error
-	copyErr     error
-	healErr     error
-	imageWait   time.Duration // simulated time the image stays pending
-	grant       SlotGrant     // the governor's answer (default proceed)
-	terminateOK bool
+	preflight activities.PreflightResult
+	imageErr  error
+	copyErr   error
+	healErr   error
+	imageWait time.Duration // simulated time the image stays pending
+	grant     SlotGrant     // the governor's answer (default proceed)
+	// accountGrant, when set, turns the account-wide governor on: it
+	// answers first with this (its Governor field names it).
+	accountGrant *SlotGrant
+	terminateOK  bool
 	// isolated, when set, is closed by the first SetENIGroups; the opened
 	// alert waits for it (a slow channel) before it returns.
 	isolated     chan struct{}
@@ -93,11 +96,24 @@ func (f *fakeActs) register(env *testsuite.TestWorkflowEnvironment) {
 		f.rec("RequestSlot", in)
 		return nil
 	}, activity.RegisterOptions{Name: ActivityRequestSlot})
-	// The governor answers with a signal; signals wait in the channel.
+	env.RegisterActivityWithOptions(func(_ context.Context, in AcquireInput) (AccountSlotResult, error) {
+		if f.accountGrant == nil {
+			return AccountSlotResult{}, nil // the worker runs no account-wide governor
+		}
+		f.rec("RequestAccountSlot", in)
+		return AccountSlotResult{Enabled: true}, nil
+	}, activity.RegisterOptions{Name: ActivityRequestAccountSlot})
+	// The governors answer with signals; signals wait in the channel. A
+	// repeated group answer first shows the incident tells the senders apart.
 	env.RegisterDelayedCallback(func() {
 		g := f.grant
 		if g.Decision == "" {
 			g = SlotGrant{Decision: SlotProceed}
+		}
+		if f.accountGrant != nil {
+			g.Governor = GovernorID("123456789012", "us-east-1", "web-asg")
+			env.SignalWorkflow(SignalSlotGrant, g)
+			env.SignalWorkflow(SignalSlotGrant, *f.accountGrant)
 		}
 		env.SignalWorkflow(SignalSlotGrant, g)
 	}, time.Millisecond)
@@ -611,6 +627,35 @@ func (s *QuarantineSuite) TestBreakerHoldIsolatesThenWaitsForApproval() {
 	s.Zero(s.fake.called("CreateImage"))
 	s.Zero(s.fake.called("TerminateInstance"))
 	s.Equal(1, s.fake.called("ReleaseSlot"))
+}
+
+func (s *QuarantineSuite) TestAccountGovernorAskedFirstAndReleased() {
+	s.fake.accountGrant = &SlotGrant{Decision: SlotProceed, Governor: AccountGovernorID("123456789012")}
+	res := s.run(input(Policy{}))
+	s.Equal(PhaseResolved, res.Phase)
+	s.Equal(1, s.fake.called("RequestAccountSlot"))
+	s.Equal(2, s.fake.called("ReleaseSlot"), "both slots returned")
+	areq := s.fake.args["RequestAccountSlot"][0].(AcquireInput)
+	s.Equal(AccountScope, areq.Group)
+	s.Equal(AccountScope, areq.Region)
+	s.Less(s.fake.index("RequestAccountSlot"), s.fake.index("RequestSlot"), "the account is asked before the group")
+	var gov *Step
+	for i := range res.Status.Steps {
+		if res.Status.Steps[i].Name == "governor" {
+			gov = &res.Status.Steps[i]
+		}
+	}
+	s.Require().NotNil(gov)
+	s.Equal("account: proceed; group: proceed", gov.Detail)
+}
+
+func (s *QuarantineSuite) TestAccountBreakerHoldsForApproval() {
+	s.fake.accountGrant = &SlotGrant{Decision: SlotHold, Reason: "breaker tripped for account 123456789012 (all groups)", Governor: AccountGovernorID("123456789012")}
+	res := s.run(input(Policy{ApprovalTimeout: time.Hour, OnDeadline: DeadlineApprove}))
+	s.Equal(PhaseNeedsAttention, res.Phase, "a tripped account breaker never proceeds by default")
+	s.Equal(1, s.fake.called("DetachFromGroup"), "reversible isolation still happens")
+	s.Zero(s.fake.called("CreateImage"))
+	s.Equal(2, s.fake.called("ReleaseSlot"))
 }
 
 func TestIncidentIDRoundTrip(t *testing.T) {

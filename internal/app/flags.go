@@ -45,7 +45,9 @@ func CloudFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-concurrent", EnvVars: []string{"CORDON_MAX_CONCURRENT"}, Value: 2, Usage: "incidents one Auto Scaling group handles at once"},
 		&cli.IntFlag{Name: "min-healthy", EnvVars: []string{"CORDON_MIN_HEALTHY"}, Value: 1, Usage: "healthy in-service instances a group always keeps"},
 		&cli.IntFlag{Name: "breaker-count", EnvVars: []string{"CORDON_BREAKER_COUNT"}, Value: 5, Usage: "incidents per group within --breaker-window that trip the breaker"},
-		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breaker's window"},
+		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breakers' window"},
+		&cli.IntFlag{Name: "account-max-concurrent", EnvVars: []string{"CORDON_ACCOUNT_MAX_CONCURRENT"}, Value: 10, Usage: "incidents one AWS account handles at once, across all its groups and regions (0: no account-wide governor)"},
+		&cli.IntFlag{Name: "account-breaker-count", EnvVars: []string{"CORDON_ACCOUNT_BREAKER_COUNT"}, Value: 20, Usage: "incidents per account within --breaker-window that trip the account-wide breaker"},
 		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, DefaultText: "15s; 250ms on the simulated cloud", Usage: "how often waits describe AWS resources"},
 		&cli.StringSliceFlag{Name: "protect-instance", EnvVars: []string{"CORDON_PROTECT_INSTANCES"}, Usage: "instance IDs no incident may touch, whatever their tags (repeat or comma-separate); such incidents end at preflight, protected, with an alert"},
 	}
@@ -94,7 +96,8 @@ func ConfigFrom(c *cli.Context) (Config, error) {
 		IFTTTKey: c.String("ifttt-key"), IFTTTEvent: c.String("ifttt-event"), IFTTTBaseURL: c.String("ifttt-url"),
 		LightStateFile: c.String("light-state-file"), PollInterval: c.Duration("poll"), MetricsListen: c.String("metrics-listen"),
 		Limits: workflows.GovernorLimits{MaxConcurrent: c.Int("max-concurrent"), MinHealthy: c.Int("min-healthy"),
-			BreakerCount: c.Int("breaker-count"), BreakerWindow: c.Duration("breaker-window")},
+			BreakerCount: c.Int("breaker-count"), BreakerWindow: c.Duration("breaker-window"),
+			AccountMaxConcurrent: c.Int("account-max-concurrent"), AccountBreakerCount: c.Int("account-breaker-count")},
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
@@ -211,6 +214,10 @@ func checkLimits(l workflows.GovernorLimits) error {
 		return fmt.Errorf("--breaker-count %d: must be at least 1 (incidents within --breaker-window that trip the breaker)", l.BreakerCount)
 	case l.BreakerWindow <= 0:
 		return fmt.Errorf("--breaker-window %s: must be positive, e.g. 1h", l.BreakerWindow)
+	case l.AccountMaxConcurrent < 0:
+		return fmt.Errorf("--account-max-concurrent %d: must be 0 (no account-wide governor) or more", l.AccountMaxConcurrent)
+	case l.AccountMaxConcurrent > 0 && l.AccountBreakerCount < 1:
+		return fmt.Errorf("--account-breaker-count %d: must be at least 1 while --account-max-concurrent is set", l.AccountBreakerCount)
 	}
 	return nil
 }

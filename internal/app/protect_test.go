@@ -38,6 +38,14 @@ func TestGovernorLimitFlagsAreChecked(t *testing.T) {
 	cfg, err := configFromArgs(t)
 	require.NoError(t, err)
 	require.Equal(t, 2, cfg.Limits.MaxConcurrent)
+	acct, on := cfg.Limits.Account()
+	require.True(t, on, "the account-wide governor is on by default")
+	require.Equal(t, 10, acct.MaxConcurrent)
+	require.Equal(t, 20, acct.BreakerCount)
+	cfg, err = configFromArgs(t, "--account-max-concurrent", "0")
+	require.NoError(t, err)
+	_, on = cfg.Limits.Account()
+	require.False(t, on, "0 turns it off")
 	for _, tc := range []struct {
 		args []string
 		says string
@@ -47,6 +55,8 @@ func TestGovernorLimitFlagsAreChecked(t *testing.T) {
 		{[]string{"--min-healthy", "0"}, "--min-healthy 0: must be at least 1: Cordon never takes a group's last healthy instance"},
 		{[]string{"--breaker-count", "-1"}, "--breaker-count -1: must be at least 1"},
 		{[]string{"--breaker-window", "-1h"}, "--breaker-window -1h0m0s: must be positive"},
+		{[]string{"--account-max-concurrent", "-1"}, "--account-max-concurrent -1: must be 0 (no account-wide governor) or more"},
+		{[]string{"--account-breaker-count", "0"}, "--account-breaker-count 0: must be at least 1 while --account-max-concurrent is set"},
 	} {
 		_, err := configFromArgs(t, tc.args...)
 		require.ErrorContains(t, err, tc.says, "%v", tc.args)

@@ -75,12 +75,33 @@ func (s *SlotActivities) RequestSlot(ctx context.Context, in workflows.AcquireIn
 	if limits == (workflows.GovernorLimits{}) {
 		limits = s.Limits
 	}
+	limits.AccountMaxConcurrent, limits.AccountBreakerCount = 0, 0 // the group's governor has its own
 	id := workflows.GovernorID(in.Account, in.Region, in.Group)
 	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: workflows.TaskQueue,
 	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: in.Region, Group: in.Group, Limits: limits})
 	return err
+}
+
+// RequestAccountSlot asks the account-wide governor for a slot (in.Region
+// and in.Group are workflows.AccountScope), starting it if needed, when this
+// worker runs account-wide limits; otherwise it answers Enabled false and
+// the incident asks only its group's governor.
+func (s *SlotActivities) RequestAccountSlot(ctx context.Context, in workflows.AcquireInput) (workflows.AccountSlotResult, error) {
+	limits, ok := s.Limits.Account()
+	if !ok {
+		return workflows.AccountSlotResult{}, nil
+	}
+	id := workflows.AccountGovernorID(in.Account)
+	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.TaskQueue,
+	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: workflows.AccountScope, Group: workflows.AccountScope, Limits: limits})
+	if err != nil {
+		return workflows.AccountSlotResult{}, err
+	}
+	return workflows.AccountSlotResult{Enabled: true}, nil
 }
 
 // ReleaseSlot returns the incident's slot. A governor that is gone has

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +48,43 @@ func TestGovernorUnderAStorm(t *testing.T) {
 		}
 		return len(gs.Waiting) == 0 && len(gs.InFlight) == 0
 	}, 2*time.Minute, 100*time.Millisecond, "every slot returned: %+v", gs)
+}
+
+// TestAccountGovernorOneAtATime: with an account-wide limit of one incident
+// at a time (the group's own allowing four), four incidents still all
+// resolve, one after another through the account-wide governor, which
+// counts them all and gets every slot back.
+func TestAccountGovernorOneAtATime(t *testing.T) {
+	h := bigFleet(t, 8)
+	h.Worker.Stop()
+	h.Limits = workflows.GovernorLimits{MaxConcurrent: 4, MinHealthy: 1, BreakerCount: 1000, BreakerWindow: time.Hour, RecheckInterval: time.Second,
+		AccountMaxConcurrent: 1, AccountBreakerCount: 1000}
+	h.StartWorker()
+	ctx := context.Background()
+	var ids []string
+	for _, inst := range members(t, h)[:4] {
+		_, err := workflows.Open(ctx, h.Client, workflows.QuarantineInput{Account: "123456789012", Region: "us-east-1", InstanceID: inst,
+			Evidence: workflows.Evidence{Source: "test", BadIP: "1.19.6.4"}})
+		require.NoError(t, err)
+		ids = append(ids, workflows.IncidentID("123456789012", "us-east-1", inst))
+	}
+	waitedForAccount := 0
+	for id, st := range h.WaitFinal(ids, 5*time.Minute) {
+		require.Equal(t, workflows.OutcomeResolved, st.Outcome, "%s: %s", id, st.Reason)
+		for _, s := range st.Steps {
+			if s.Name == "governor" && strings.HasPrefix(s.Detail, "account: proceed after waiting for a free slot") {
+				waitedForAccount++
+			}
+		}
+	}
+	require.GreaterOrEqual(t, waitedForAccount, 1, "one slot for the account: the others waited for it")
+	var gs workflows.GovernorStatus
+	require.Eventually(t, func() bool {
+		v, err := h.Client.QueryWorkflow(ctx, workflows.AccountGovernorID("123456789012"), "", workflows.QueryGovernor)
+		if err != nil || v.Get(&gs) != nil {
+			return false
+		}
+		return len(gs.Recent) == 4 && len(gs.Waiting) == 0 && len(gs.InFlight) == 0
+	}, 2*time.Minute, 100*time.Millisecond, "the account-wide governor counted four and got every slot back: %+v", gs)
+	require.Equal(t, 1, gs.Limits.MaxConcurrent)
 }
