@@ -19,8 +19,9 @@ func TestReplayRecordedHistory(t *testing.T) {
 	r.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
 	// v1: before the blast-radius governor; v2: governor asked through a
 	// blocking update ("governor" version 1); v3: through signals (version 2),
-	// one activity for termination, release tags last.
-	for _, f := range []string{"testdata/quarantine_v1.json", "testdata/quarantine_v2.json", "testdata/quarantine_v3.json"} {
+	// one activity for termination, release tags last; v4: the opened alert
+	// beside containment, and the account-wide governor asked first.
+	for _, f := range []string{"testdata/quarantine_v1.json", "testdata/quarantine_v2.json", "testdata/quarantine_v3.json", "testdata/quarantine_v4.json"} {
 		require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f), f)
 	}
 }

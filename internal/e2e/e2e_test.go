@@ -167,6 +167,9 @@ func TestRecordHistory(t *testing.T) {
 		t.Skip("set CORDON_RECORD_HISTORY=FILE to record a history for the replay test")
 	}
 	h := New(t, simcloud.Delays{}, "")
+	h.Worker.Stop() // with the account-wide governor, as the worker runs by default
+	h.Limits.AccountMaxConcurrent, h.Limits.AccountBreakerCount = 10, 20
+	h.StartWorker()
 	in := workflows.QuarantineInput{Account: "123456789012", Region: "us-east-1", InstanceID: "i-0144394dc883f9fe0",
 		Evidence: workflows.Evidence{Source: "detector", BadIP: "85.239.243.155", Rule: "feodotracker_ipblocklist_2024-04-04.csv"},
 		Policy:   workflows.Policy{Approval: workflows.ApprovalBeforeDestructive}}
