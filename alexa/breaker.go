@@ -26,6 +26,9 @@ func breakerOf(n int, id string) breakerRef {
 	if acct, region, group, err := ParseGovernorID(id); err == nil {
 		b.Account, b.Region, b.Group = acct, region, group
 	}
+	if b.Group == workflows.AccountScope { // the account-wide governor
+		b.Group, b.Region = "all groups", "all regions"
+	}
 	return b
 }
 
@@ -36,13 +39,7 @@ func (t *turn) rememberBreakers(brs []Breaker) []breakerRef {
 	var out []breakerRef
 	for i, b := range brs {
 		t.st.Breakers = append(t.st.Breakers, b.ID)
-		r := breakerOf(i+1, b.ID)
-		if b.Group != "" {
-			r.Group = b.Group
-		}
-		if b.Account != "" {
-			r.Account, r.Region = b.Account, b.Region
-		}
+		r := breakerOf(i+1, b.ID) // names from the ID, as for a session's numbers
 		r.Recent, r.Window = b.Recent, b.Limits.BreakerWindow
 		out = append(out, r)
 	}

@@ -262,9 +262,6 @@ func (t *TemporalIncidents) Breakers(ctx context.Context) ([]Breaker, error) {
 						b.Group = group
 					}
 				}
-				if b.Group == workflows.AccountScope { // the account-wide governor
-					b.Group, b.Region = "all groups", "all regions"
-				}
 				out = append(out, b)
 			}
 		}()

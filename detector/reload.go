@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -85,7 +86,8 @@ func NewReloader(h *MatcherHolder, cfg ReloadConfig) *Reloader {
 
 // Load reads the lists, builds the matcher and stores it, whatever the
 // holder held. It returns the lists so the caller can report their bad
-// lines; an error leaves the holder unchanged.
+// lines (also with RequireEntries' error); an error leaves the holder
+// unchanged.
 func (r *Reloader) Load() ([]*LoadResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -94,8 +96,22 @@ func (r *Reloader) Load() ([]*LoadResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := RequireEntries(r.cfg.Paths, results); err != nil {
+		return results, err // the caller still reports their bad lines
+	}
 	r.store(now, results)
 	return results, nil
+}
+
+// RequireEntries refuses a set of blocklists without a single usable entry:
+// a detector with nothing to match reports "0 hits" for any traffic, which
+// reads as an all-clear.
+func RequireEntries(paths []string, results []*LoadResult) error {
+	if countEntries(results) > 0 {
+		return nil
+	}
+	return fmt.Errorf("blocklists %s: %d list(s) but not one usable IP or CIDR entry (problems above, if any): check the paths and that the files are blocklists (plain IP/CIDR lines, FireHOL, Spamhaus, Feodo, ET, or ElastAlert blacklist rules)",
+		strings.Join(paths, ", "), len(results))
 }
 
 // Run checks the files every interval until ctx is done.

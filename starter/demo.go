@@ -82,7 +82,7 @@ func cmdDemo(c *cli.Context, out, errOut io.Writer) error {
 	notifier.OtherOpenIncidents = app.OtherOpenIncidents(t.Client)
 	acts := &activities.Activities{Cloud: cloud.Provider, Notifier: notifier, PollInterval: cfg.PollInterval, ProtectedInstances: cfg.ProtectedInstances}
 	limits := workflows.DefaultGovernorLimits
-	limits.AccountMaxConcurrent, limits.AccountBreakerCount = 10, 20 // the worker's defaults
+	limits.AccountMaxConcurrent, limits.AccountBreakerCount = workflows.DefaultAccountMaxConcurrent, workflows.DefaultAccountBreakerCount // as the worker runs
 	w := app.NewWorker(t.Client, acts, limits, worker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the worker: %w", err)

@@ -302,7 +302,7 @@ func cmdQuarantine(c *cli.Context, out io.Writer) error {
 	if !workflows.ValidInstanceID(inst) {
 		return fmt.Errorf("--instance %q is not an EC2 instance ID: want i- followed by 8 or 17 hex digits", inst)
 	}
-	if len(c.String("account")) != 12 {
+	if !workflows.ValidAccountID(c.String("account")) {
 		return fmt.Errorf("--account %q is not a 12-digit AWS account ID", c.String("account"))
 	}
 	t, err := dial(c)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/cordonhq/cordon/detector"
 	"github.com/cordonhq/cordon/internal/app"
 	"github.com/cordonhq/cordon/sns"
+	"github.com/cordonhq/cordon/workflows"
 )
 
 // endpoint is one HTTP route that `starter serve` mounts.
@@ -104,8 +104,6 @@ func (s *server) run(ctx context.Context, listen, certFile, keyFile string, anno
 	return hs.Shutdown(sctx)
 }
 
-var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
-
 func cmdServe(c *cli.Context, out io.Writer) error {
 	cfg, err := app.ConfigFrom(c)
 	if err != nil {
@@ -115,10 +113,11 @@ func cmdServe(c *cli.Context, out io.Writer) error {
 	if id := c.String("alexa-skill-id"); id != "" && !strings.HasPrefix(id, "amzn1.ask.skill.") {
 		return fmt.Errorf("--alexa-skill-id %q: want the skill's ID from the developer console, amzn1.ask.skill.<uuid>", id)
 	}
-	if a := c.String("sns-default-account"); a != "" && !accountPattern.MatchString(a) {
+	if a := c.String("sns-default-account"); a != "" && !workflows.ValidAccountID(a) {
 		return fmt.Errorf("--sns-default-account %q is not a 12-digit AWS account ID", a)
 	}
-	if _, err := app.ParsePrefixes(c.StringSlice("allow")); err != nil {
+	allow, err := app.ParsePrefixes(c.StringSlice("allow"))
+	if err != nil {
 		return fmt.Errorf("--allow: %w", err)
 	}
 	log := app.Logger(cfg.LogLevel)
@@ -146,10 +145,6 @@ func cmdServe(c *cli.Context, out io.Writer) error {
 		cloud, err := app.NewCloud(c.Context, cfg) // finds instances for alerts that name only a host or an address
 		if err != nil {
 			return err
-		}
-		allow, err := app.ParsePrefixes(c.StringSlice("allow"))
-		if err != nil {
-			return fmt.Errorf("--allow: %w", err)
 		}
 		allowed := detector.NewMatcher(nil, detector.MatcherConfig{Allow: allow})
 		snsH, err = sns.NewHandler(sns.Config{

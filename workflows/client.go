@@ -13,6 +13,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
+// ValidAccountID reports whether id has the shape of an AWS account ID
+// (12 digits).
+func ValidAccountID(id string) bool { return accountPattern.MatchString(id) }
+
 var (
 	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
 	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
@@ -28,7 +32,7 @@ func Open(ctx context.Context, c client.Client, in QuarantineInput) (client.Work
 	if in.Account == "" || in.Region == "" {
 		return nil, fmt.Errorf("incident for %s needs an account and a region", in.InstanceID)
 	}
-	if !accountPattern.MatchString(in.Account) {
+	if !ValidAccountID(in.Account) {
 		return nil, fmt.Errorf("account %q is not a 12-digit AWS account ID", in.Account)
 	}
 	if !regionPattern.MatchString(in.Region) {

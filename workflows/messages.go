@@ -413,7 +413,8 @@ type GovernorLimits struct {
 	// AccountMaxConcurrent caps the incidents one account handles at once,
 	// across all its groups and regions, and AccountBreakerCount incidents
 	// within BreakerWindow trip the account-wide breaker. Zero: no
-	// account-wide governor (the worker's flags default to 10 and 20).
+	// account-wide governor (the worker's flags default to
+	// DefaultAccountMaxConcurrent and DefaultAccountBreakerCount).
 	AccountMaxConcurrent int `json:"accountMaxConcurrent,omitempty"`
 	AccountBreakerCount  int `json:"accountBreakerCount,omitempty"`
 }
@@ -434,6 +435,13 @@ func (l GovernorLimits) Account() (GovernorLimits, bool) {
 	acct.AccountMaxConcurrent, acct.AccountBreakerCount = 0, 0
 	return acct, true
 }
+
+// The worker's defaults for the account-wide governor (GovernorLimits
+// AccountMaxConcurrent and AccountBreakerCount).
+const (
+	DefaultAccountMaxConcurrent = 10
+	DefaultAccountBreakerCount  = 20
+)
 
 // DefaultGovernorLimits are safe defaults: two incidents at a time per group,
 // at least one healthy instance left, five incidents an hour trip the breaker.

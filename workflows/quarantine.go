@@ -521,11 +521,7 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 	} else {
 		// Ask with signal-with-start (quick; retried like any AWS-free call),
 		// then wait for the governor's answer on the slot-grant signal.
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
-		})
-		if err := workflow.ExecuteActivity(actx, ActivityRequestSlot, req).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(slotOpts(ctx), ActivityRequestSlot, req).Get(ctx, nil); err != nil {
 			done(err, "")
 			return &stepError{step: "governor", cause: err}
 		}
@@ -543,7 +539,7 @@ func (inc *incident) acquireSlot(ctx workflow.Context) error {
 		return &stepError{step: "governor", cause: err}
 	}
 	inc.slotHeld = true
-	inc.noteGrant(grant, "")
+	inc.noteGrant(grant)
 	done(nil, grantDetail(grant))
 	return nil
 }
@@ -569,14 +565,13 @@ func (inc *incident) awaitGrant(ctx workflow.Context, wait workflow.Future, wait
 }
 
 // noteGrant applies a hold (the breaker of the account or the group).
-func (inc *incident) noteGrant(grant SlotGrant, prefix string) {
+func (inc *incident) noteGrant(grant SlotGrant) {
 	if grant.Decision == SlotHold {
 		inc.mustApprove = true
-		if inc.mustReason == "" {
-			inc.mustReason = prefix + grant.Reason
-		} else {
-			inc.mustReason += "; " + prefix + grant.Reason
+		if inc.mustReason != "" {
+			inc.mustReason += "; "
 		}
+		inc.mustReason += grant.Reason
 	}
 }
 
@@ -599,10 +594,7 @@ func grantDetail(grant SlotGrant) string {
 // is told apart by the governor that sent it, so a repeated answer of the
 // one cannot pass for the other.
 func (inc *incident) acquireSlots(ctx workflow.Context, req AcquireInput, done func(error, string)) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
-	})
+	actx := slotOpts(ctx)
 	grants := workflow.GetSignalChannel(ctx, SignalSlotGrant)
 	from := func(governor string) workflow.Future {
 		f, settable := workflow.NewFuture(ctx)
@@ -635,7 +627,7 @@ func (inc *incident) acquireSlots(ctx workflow.Context, req AcquireInput, done f
 			return fail(err)
 		}
 		inc.accountSlotHeld = true
-		inc.noteGrant(g, "")
+		inc.noteGrant(g)
 		details = append(details, "account: "+grantDetail(g))
 	}
 	if err := workflow.ExecuteActivity(actx, ActivityRequestSlot, req).Get(ctx, nil); err != nil {
@@ -646,7 +638,7 @@ func (inc *incident) acquireSlots(ctx workflow.Context, req AcquireInput, done f
 		return fail(err)
 	}
 	inc.slotHeld = true
-	inc.noteGrant(g, "")
+	inc.noteGrant(g)
 	if len(details) == 0 {
 		done(nil, grantDetail(g))
 	} else {
@@ -655,30 +647,35 @@ func (inc *incident) acquireSlots(ctx workflow.Context, req AcquireInput, done f
 	return nil
 }
 
+// slotOpts are the options of the quick slot requests to the governors.
+func slotOpts(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+}
+
 // releaseSlot returns the governor slot (best effort: the governor also
 // expires slots that are never returned).
 func (inc *incident) releaseSlot(ctx workflow.Context) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
 	if inc.accountSlotHeld {
-		if err := workflow.ExecuteActivity(actx, ActivityReleaseSlot, AcquireInput{
-			Account: inc.in.Account, Region: AccountScope, Group: AccountScope,
-			Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
-		}).Get(ctx, nil); err != nil {
-			inc.logger.Warn("account-wide governor slot not returned; it expires by itself", "incidentID", inc.st.IncidentID, "error", err)
-		}
+		inc.returnSlot(ctx, AccountScope, AccountScope, "account-wide governor")
 		inc.accountSlotHeld = false
 	}
-	if !inc.slotHeld {
-		return
+	if inc.slotHeld {
+		inc.returnSlot(ctx, inc.in.Region, inc.st.PreState.AutoScalingGroup, "governor")
+		inc.slotHeld = false
 	}
-	ps := inc.st.PreState
+}
+
+func (inc *incident) returnSlot(ctx workflow.Context, region, group, governor string) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
 	if err := workflow.ExecuteActivity(actx, ActivityReleaseSlot, AcquireInput{
-		Account: inc.in.Account, Region: inc.in.Region, Group: ps.AutoScalingGroup,
+		Account: inc.in.Account, Region: region, Group: group,
 		Request: SlotRequest{IncidentID: inc.st.IncidentID, InstanceID: inc.in.InstanceID},
 	}).Get(ctx, nil); err != nil {
-		inc.logger.Warn("governor slot not returned; it expires by itself", "incidentID", inc.st.IncidentID, "error", err)
+		inc.logger.Warn(governor+" slot not returned; it expires by itself", "incidentID", inc.st.IncidentID, "error", err)
 	}
-	inc.slotHeld = false
 }
 
 // ---------------------------------------------------------------------------

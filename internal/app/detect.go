@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -182,22 +181,10 @@ func LoadMatcher(paths []string, allow []netip.Prefix, warn func(string)) (*dete
 		return nil, err
 	}
 	reportLists(results, warn, warn)
-	m := detector.NewMatcher(detector.ListsOf(results), detector.MatcherConfig{Allow: allow})
-	if err := noEntries(paths, len(results), m); err != nil {
+	if err := detector.RequireEntries(paths, results); err != nil {
 		return nil, err
 	}
-	return m, nil
-}
-
-// noEntries refuses a set of blocklists without a single usable entry: a
-// detector with nothing to match reports "0 hits" for any traffic, which
-// reads as an all-clear.
-func noEntries(paths []string, lists int, m *detector.Matcher) error {
-	if v4, v6 := m.Prefixes(); v4+v6 > 0 {
-		return nil
-	}
-	return fmt.Errorf("blocklists %s: %d list(s) but not one usable IP or CIDR entry (problems above, if any): check the paths and that the files are blocklists (plain IP/CIDR lines, FireHOL, Spamhaus, Feodo, ET, or ElastAlert blacklist rules)",
-		strings.Join(paths, ", "), lists)
+	return detector.NewMatcher(detector.ListsOf(results), detector.MatcherConfig{Allow: allow}), nil
 }
 
 // WatchBlocklists loads blocklist files or directories into a new holder
@@ -214,16 +201,13 @@ func WatchBlocklists(ctx context.Context, paths []string, allow []netip.Prefix, 
 		Paths: paths, Matcher: detector.MatcherConfig{Allow: allow}, Interval: reload, Logger: log,
 	})
 	results, err := r.Load()
-	if err != nil {
-		return nil, err
-	}
 	reportLists(results,
 		func(s string) { log.Info("blocklist", "note", s) },
 		func(s string) { log.Warn("blocklist", "problem", s) })
-	m := h.Load()
-	if err := noEntries(paths, len(results), m); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	m := h.Load()
 	v4, v6 := m.Prefixes()
 	log.Info("blocklists loaded", "lists", len(results), "prefixesV4", v4, "prefixesV6", v6, "reload", reload)
 	if reload > 0 {

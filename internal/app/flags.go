@@ -46,8 +46,8 @@ func CloudFlags() []cli.Flag {
 		&cli.IntFlag{Name: "min-healthy", EnvVars: []string{"CORDON_MIN_HEALTHY"}, Value: 1, Usage: "healthy in-service instances a group always keeps"},
 		&cli.IntFlag{Name: "breaker-count", EnvVars: []string{"CORDON_BREAKER_COUNT"}, Value: 5, Usage: "incidents per group within --breaker-window that trip the breaker"},
 		&cli.DurationFlag{Name: "breaker-window", EnvVars: []string{"CORDON_BREAKER_WINDOW"}, Value: time.Hour, Usage: "the breakers' window"},
-		&cli.IntFlag{Name: "account-max-concurrent", EnvVars: []string{"CORDON_ACCOUNT_MAX_CONCURRENT"}, Value: 10, Usage: "incidents one AWS account handles at once, across all its groups and regions (0: no account-wide governor)"},
-		&cli.IntFlag{Name: "account-breaker-count", EnvVars: []string{"CORDON_ACCOUNT_BREAKER_COUNT"}, Value: 20, Usage: "incidents per account within --breaker-window that trip the account-wide breaker"},
+		&cli.IntFlag{Name: "account-max-concurrent", EnvVars: []string{"CORDON_ACCOUNT_MAX_CONCURRENT"}, Value: workflows.DefaultAccountMaxConcurrent, Usage: "incidents one AWS account handles at once, across all its groups and regions (0: no account-wide governor)"},
+		&cli.IntFlag{Name: "account-breaker-count", EnvVars: []string{"CORDON_ACCOUNT_BREAKER_COUNT"}, Value: workflows.DefaultAccountBreakerCount, Usage: "incidents per account within --breaker-window that trip the account-wide breaker"},
 		&cli.DurationFlag{Name: "poll", EnvVars: []string{"CORDON_POLL_INTERVAL"}, DefaultText: "15s; 250ms on the simulated cloud", Usage: "how often waits describe AWS resources"},
 		&cli.StringSliceFlag{Name: "protect-instance", EnvVars: []string{"CORDON_PROTECT_INSTANCES"}, Usage: "instance IDs no incident may touch, whatever their tags (repeat or comma-separate); such incidents end at preflight, protected, with an alert"},
 	}

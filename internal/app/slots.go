@@ -76,12 +76,7 @@ func (s *SlotActivities) RequestSlot(ctx context.Context, in workflows.AcquireIn
 		limits = s.Limits
 	}
 	limits.AccountMaxConcurrent, limits.AccountBreakerCount = 0, 0 // the group's governor has its own
-	id := workflows.GovernorID(in.Account, in.Region, in.Group)
-	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.TaskQueue,
-	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: in.Region, Group: in.Group, Limits: limits})
-	return err
+	return s.request(ctx, in, limits)
 }
 
 // RequestAccountSlot asks the account-wide governor for a slot (in.Region
@@ -93,15 +88,21 @@ func (s *SlotActivities) RequestAccountSlot(ctx context.Context, in workflows.Ac
 	if !ok {
 		return workflows.AccountSlotResult{}, nil
 	}
-	id := workflows.AccountGovernorID(in.Account)
-	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.TaskQueue,
-	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: workflows.AccountScope, Group: workflows.AccountScope, Limits: limits})
-	if err != nil {
+	in.Region, in.Group = workflows.AccountScope, workflows.AccountScope
+	if err := s.request(ctx, in, limits); err != nil {
 		return workflows.AccountSlotResult{}, err
 	}
 	return workflows.AccountSlotResult{Enabled: true}, nil
+}
+
+// request signals-with-start the governor of in's account, region and group.
+func (s *SlotActivities) request(ctx context.Context, in workflows.AcquireInput, limits workflows.GovernorLimits) error {
+	id := workflows.GovernorID(in.Account, in.Region, in.Group)
+	_, err := s.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalSlotRequest, in.Request, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.TaskQueue,
+	}, workflows.GovernorWorkflowName, workflows.GovernorInput{Account: in.Account, Region: in.Region, Group: in.Group, Limits: limits})
+	return err
 }
 
 // ReleaseSlot returns the incident's slot. A governor that is gone has
